@@ -1,0 +1,90 @@
+"""satellites: Postgres as the truth; Redis, Elasticsearch and FAISS kept in step after commit.
+
+Everything public is importable from here; ``__all__`` is the contract (a test checks it).
+"""
+
+from __future__ import annotations
+
+from satellites_repo.config import (
+    DataLayerConfig,
+    ElasticsearchConfig,
+    FaissConfig,
+    PostgresConfig,
+    RedisConfig,
+    Secret,
+)
+from satellites_repo.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    LifecycleError,
+    NotFoundError,
+    ProjectionError,
+    RepositoryError,
+    SatellitesError,
+    StartupError,
+    VectorIndexError,
+)
+from satellites_repo.events import DataEvent, EventBus, EventHandler, InProcessEventBus
+from satellites_repo.facade import DataLayer
+from satellites_repo.health import BackendHealth, Health
+from satellites_repo.orm import (
+    Base,
+    CachePolicy,
+    Change,
+    HybridHit,
+    Operation,
+    Page,
+    Repository,
+    SearchHit,
+    SearchIndex,
+    SearchPage,
+    UnitOfWork,
+    Vector,
+    VectorField,
+    VectorHit,
+    Versioned,
+)
+from satellites_repo.vectors import VectorIndex, VectorMatch, VectorRecord
+
+__all__ = [
+    "BackendHealth",
+    "Base",
+    "CachePolicy",
+    "Change",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "DataEvent",
+    "DataLayer",
+    "DataLayerConfig",
+    "ElasticsearchConfig",
+    "EventBus",
+    "EventHandler",
+    "FaissConfig",
+    "Health",
+    "HybridHit",
+    "InProcessEventBus",
+    "LifecycleError",
+    "NotFoundError",
+    "Operation",
+    "Page",
+    "PostgresConfig",
+    "ProjectionError",
+    "RedisConfig",
+    "Repository",
+    "RepositoryError",
+    "SatellitesError",
+    "SearchHit",
+    "SearchIndex",
+    "SearchPage",
+    "Secret",
+    "StartupError",
+    "UnitOfWork",
+    "Vector",
+    "VectorField",
+    "VectorHit",
+    "VectorIndex",
+    "VectorIndexError",
+    "VectorMatch",
+    "VectorRecord",
+    "Versioned",
+]

@@ -1,0 +1,296 @@
+"""Configuration for every backend, with the seed's names and defaults.
+
+The models are plain pydantic models: constructing one validates it and names the field
+that is wrong. ``DataLayerConfig.from_env()`` reads ``SATELLITES_*`` variables through
+pydantic-settings, either field by field (``SATELLITES_POSTGRES__HOST``) or as one URL per
+backend (``SATELLITES_POSTGRES_URL``); fields given one by one override the URL's parts.
+
+Passwords are ``Secret`` values: they print as ``**********`` in reprs, logs and errors,
+and only ``get_secret_value()`` reveals them (to the drivers, never to a message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from satellites_repo.errors import ConfigurationError
+
+__all__ = [
+    "DataLayerConfig",
+    "ElasticsearchConfig",
+    "FaissConfig",
+    "PostgresConfig",
+    "RedisConfig",
+    "Secret",
+]
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Secret(SecretStr):
+    """A password that never shows itself, yet still compares equal to its plain text.
+
+    Equality with a plain ``str`` keeps the seed's ``config.password == "secret"`` true
+    without revealing anything in a repr or a message.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.get_secret_value() == other
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self.get_secret_value())
+
+
+def _reveal(secret: SecretStr | str | None) -> str | None:
+    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+
+
+class _Section(BaseModel):
+    """Shared model settings: strict field names, no secret ever echoed in an error."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, validate_assignment=True)
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` applied (``model_copy`` would skip validation)."""
+        return self.model_validate({**self.model_dump(), **changes})
+
+
+class RedisConfig(_Section):
+    """Where the cache lives, and the prefix that keeps this layer's keys apart."""
+
+    host: str = "localhost"
+    port: Port = 6379
+    db: Annotated[int, Field(ge=0)] = 0
+    password: Secret | None = None
+    username: str | None = None
+    key_prefix: str = "sat:"
+    timeout: Seconds = 5.0
+
+    def password_value(self) -> str | None:
+        """The plain password, for the driver only."""
+        return _reveal(self.password)
+
+    @classmethod
+    def from_url(cls, url: str) -> dict[str, Any]:
+        """The fields a ``redis://[user:password@]host[:port][/db]`` URL sets."""
+        parts = _split_url(url, "redis", {"redis", "rediss"})
+        fields = _host_and_port(parts) | _credentials(parts)
+        database = parts.path.lstrip("/")
+        if database:
+            fields["db"] = database
+        return fields
+
+
+class PostgresConfig(_Section):
+    """The source of truth. ``schema_name`` sets the search_path (tests use one per test)."""
+
+    host: str = "localhost"
+    port: Port = 5432
+    database: str = "satellites"
+    user: str = "postgres"
+    password: Secret | None = None
+    min_connections: Annotated[int, Field(ge=0)] = 2
+    max_connections: Annotated[int, Field(ge=1)] = 10
+    schema_name: str | None = None
+    timeout: Seconds = 10.0
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> Self:
+        if self.min_connections > self.max_connections:
+            raise ValueError(
+                f"min_connections ({self.min_connections}) must not exceed "
+                f"max_connections ({self.max_connections})"
+            )
+        return self
+
+    def password_value(self) -> str | None:
+        """The plain password, for the driver only."""
+        return _reveal(self.password)
+
+    @classmethod
+    def from_url(cls, url: str) -> dict[str, Any]:
+        """The fields a ``postgresql://user:password@host:port/database`` URL sets."""
+        parts = _split_url(url, "postgres", {"postgres", "postgresql", "postgresql+asyncpg"})
+        fields = _host_and_port(parts) | _credentials(parts)
+        if "username" in fields:
+            fields["user"] = fields.pop("username")
+        database = parts.path.lstrip("/")
+        if database:
+            fields["database"] = database
+        return fields
+
+
+class ElasticsearchConfig(_Section):
+    """The search cluster. ``index_prefix`` namespaces this layer's indices and aliases."""
+
+    hosts: list[str] = Field(default_factory=lambda: ["http://localhost:9200"], min_length=1)
+    username: str | None = None
+    password: Secret | None = None
+    index_prefix: str = ""
+    refresh: Literal["false", "true", "wait_for"] = "false"
+    timeout: Seconds = 10.0
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_are_urls(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if urlsplit(host).scheme not in {"http", "https"}:
+                raise ValueError(f"host {host!r} must be an http:// or https:// URL")
+        return hosts
+
+    def password_value(self) -> str | None:
+        """The plain password, for the driver only."""
+        return _reveal(self.password)
+
+    @classmethod
+    def from_url(cls, url: str) -> dict[str, Any]:
+        """The fields a comma-separated list of ``http(s)://[user:password@]host:port`` sets."""
+        fields: dict[str, Any] = {}
+        hosts = []
+        for one in (part.strip() for part in url.split(",") if part.strip()):
+            parts = _split_url(one, "elasticsearch", {"http", "https"})
+            fields.update(_credentials(parts))
+            port = f":{parts.port}" if parts.port else ""
+            hosts.append(f"{parts.scheme}://{parts.hostname}{port}")
+        fields["hosts"] = hosts
+        return fields
+
+
+class FaissConfig(_Section):
+    """The in-process vector index: where snapshots live and how vectors are indexed."""
+
+    index_path: Path = Field(default_factory=lambda: Path("./data/faiss"))
+    dimension: Annotated[int, Field(gt=0)] = 1536
+    index_type: Literal["flat", "hnsw"] = "flat"
+    hnsw_m: Annotated[int, Field(ge=4, le=256)] = 32
+    hnsw_ef_construction: Annotated[int, Field(ge=8)] = 200
+    hnsw_ef_search: Annotated[int, Field(ge=8)] = 256
+
+
+class DataLayerConfig(_Section):
+    """Everything a ``DataLayer`` needs. Every section has the seed's defaults."""
+
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    elasticsearch: ElasticsearchConfig = Field(default_factory=ElasticsearchConfig)
+    faiss: FaissConfig = Field(default_factory=FaissConfig)
+    startup_timeout: Seconds = 10.0
+    health_timeout: Seconds = 2.0
+
+    @classmethod
+    def from_env(cls, env_file: str | Path | None = None) -> DataLayerConfig:
+        """Read ``SATELLITES_*`` variables (and an optional dotenv file).
+
+        Raises ``ConfigurationError`` naming every invalid variable; values never appear
+        in the message.
+        """
+        try:
+            settings = _EnvSettings(_env_file=env_file)
+            return settings.to_config()
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc, prefix="SATELLITES_")) from None
+
+
+class _EnvSettings(BaseSettings):
+    """The environment's view of ``DataLayerConfig``: sections plus one URL per backend."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SATELLITES_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    postgres_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    elasticsearch_url: SecretStr | None = None
+    redis: dict[str, Any] = Field(default_factory=dict)
+    postgres: dict[str, Any] = Field(default_factory=dict)
+    elasticsearch: dict[str, Any] = Field(default_factory=dict)
+    faiss: dict[str, Any] = Field(default_factory=dict)
+    startup_timeout: float | None = None
+    health_timeout: float | None = None
+
+    def to_config(self) -> DataLayerConfig:
+        sections: dict[str, Any] = {
+            "redis": _url_fields(RedisConfig.from_url, self.redis_url) | self.redis,
+            "postgres": _url_fields(PostgresConfig.from_url, self.postgres_url) | self.postgres,
+            "elasticsearch": (
+                _url_fields(ElasticsearchConfig.from_url, self.elasticsearch_url)
+                | self.elasticsearch
+            ),
+            "faiss": self.faiss,
+        }
+        for name in ("startup_timeout", "health_timeout"):
+            value = getattr(self, name)
+            if value is not None:
+                sections[name] = value
+        return DataLayerConfig.model_validate(sections)
+
+
+def _url_fields(parse: Callable[[str], dict[str, Any]], url: SecretStr | None) -> dict[str, Any]:
+    return parse(url.get_secret_value()) if url is not None else {}
+
+
+def _split_url(url: str, backend: str, schemes: set[str]) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - property access validates the port
+    except ValueError:
+        raise ConfigurationError(f"{backend} URL is malformed (port or host)") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigurationError(
+            f"{backend} URL must look like {sorted(schemes)[0]}://host[:port]/..., "
+            f"got scheme {parts.scheme!r}"
+        )
+    return parts
+
+
+def _host_and_port(parts: SplitResult) -> dict[str, Any]:
+    fields: dict[str, Any] = {"host": parts.hostname}
+    if parts.port:
+        fields["port"] = parts.port
+    return fields
+
+
+def _credentials(parts: SplitResult) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if parts.username:
+        fields["username"] = unquote(parts.username)
+    if parts.password:
+        fields["password"] = unquote(parts.password)
+    return fields
+
+
+def _describe(exc: ValidationError, *, prefix: str) -> str:
+    problems = []
+    for error in exc.errors():
+        location = "__".join(str(part) for part in error["loc"])
+        problems.append(f"{prefix}{location.upper()}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def redact(text: str, config: DataLayerConfig) -> str:
+    """``text`` with every configured password replaced, for messages built from driver errors."""
+    for section in (config.redis, config.postgres, config.elasticsearch):
+        secret = section.password_value()
+        if secret:
+            text = text.replace(secret, "**********")
+    return text

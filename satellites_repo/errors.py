@@ -1,0 +1,88 @@
+"""The library's errors, rooted at one base class.
+
+Catch ``SatellitesError`` to handle anything the library raises on purpose::
+
+    SatellitesError
+    ├── ConfigurationError        bad or missing configuration (names the field)
+    ├── StartupError              one or more backends could not be opened (names each one)
+    ├── LifecycleError            a DataLayer used before start() or after stop()
+    ├── RepositoryError           a repository call that cannot be carried out
+    │   ├── NotFoundError         no row for the entity and key asked for
+    │   └── ConcurrencyError      a versioned update lost the race to another writer
+    ├── ProjectionError           Redis, Elasticsearch or FAISS refused a projected change
+    └── VectorIndexError          a FAISS snapshot on disk is corrupt or does not match
+
+Driver errors (asyncpg, redis-py, elasticsearch-py, SQLAlchemy) are translated at the
+boundary where they occur, always chained with ``raise ... from exc`` so the cause stays
+visible. Invalid arguments (a vector of the wrong dimension, ``top_k <= 0``) raise
+``ValueError`` like the standard library does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "ConcurrencyError",
+    "ConfigurationError",
+    "LifecycleError",
+    "NotFoundError",
+    "ProjectionError",
+    "RepositoryError",
+    "SatellitesError",
+    "StartupError",
+    "VectorIndexError",
+]
+
+
+class SatellitesError(Exception):
+    """Root of every error the library raises on purpose."""
+
+
+class ConfigurationError(SatellitesError):
+    """The configuration is invalid; the message names the offending field."""
+
+
+class StartupError(SatellitesError):
+    """One or more backends failed to open; nothing that was opened is left open.
+
+    ``failures`` maps each failing backend ("redis", "postgres", ...) to the reason.
+    """
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        self.failures: dict[str, str] = dict(failures)
+        reasons = "; ".join(f"{name}: {why}" for name, why in sorted(self.failures.items()))
+        super().__init__(f"could not start {', '.join(sorted(self.failures))} ({reasons})")
+
+
+class LifecycleError(SatellitesError, RuntimeError):
+    """A component was used in the wrong lifecycle state (not started, or stopped)."""
+
+
+class RepositoryError(SatellitesError):
+    """A repository operation could not be carried out."""
+
+
+class NotFoundError(RepositoryError):
+    """No row exists for the requested entity and key."""
+
+    def __init__(self, entity: str, key: object) -> None:
+        self.entity = entity
+        self.key = key
+        super().__init__(f"{entity} {key!s} not found")
+
+
+class ConcurrencyError(RepositoryError):
+    """A versioned update or delete found the row changed (or gone) since it was read."""
+
+
+class ProjectionError(SatellitesError):
+    """A projection backend rejected or failed a change; the commit itself stands."""
+
+    def __init__(self, backend: str, message: str) -> None:
+        self.backend = backend
+        super().__init__(f"{backend}: {message}")
+
+
+class VectorIndexError(SatellitesError):
+    """A FAISS snapshot on disk is corrupt, incomplete or made for another index."""

@@ -1,0 +1,285 @@
+"""``DataLayer``: one lifecycle and one health check for every backend.
+
+The native clients stay in the caller's hands (``.redis``, ``.postgres``, ``.engine``,
+``.elasticsearch``); the façade only opens them together, proves each one answers, and
+closes them together. Using a client outside ``start()``/``stop()`` raises
+``LifecycleError`` rather than failing somewhere deep inside a driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import asyncpg
+import redis.asyncio as redis
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from satellites_repo import _clients
+from satellites_repo.config import DataLayerConfig, redact
+from satellites_repo.errors import LifecycleError, StartupError
+from satellites_repo.events import EventBus, InProcessEventBus
+from satellites_repo.health import BackendHealth, Health, probe
+from satellites_repo.orm.registry import Registry
+from satellites_repo.orm.repository import Repository
+from satellites_repo.orm.unit_of_work import TrackedSession, UnitOfWork, UnitOfWorkRuntime
+from satellites_repo.pipeline import CommitPipeline
+from satellites_repo.projections import Dispatcher, ProjectionFailure
+from satellites_repo.projections.cache import RedisCache
+from satellites_repo.projections.search import SearchProjection
+from satellites_repo.projections.vectors import VectorProjection
+from satellites_repo.vectors import VectorIndex
+
+__all__ = ["DataLayer"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _State(enum.Enum):
+    NEW = "not started"
+    STARTED = "started"
+    STOPPED = "stopped"
+
+
+class DataLayer:
+    """Lifecycle and access for Postgres, Redis, Elasticsearch and FAISS.
+
+    ``start()`` opens every backend concurrently, each under ``config.startup_timeout``;
+    if any fails, whatever did open is closed again and ``StartupError`` names every
+    failing backend. ``stop()`` is idempotent and closes everything even if one close
+    fails. A stopped layer cannot be restarted: build a new one.
+    """
+
+    def __init__(
+        self,
+        config: DataLayerConfig | None = None,
+        *,
+        repositories: Sequence[type[Repository[Any]]] = (),
+        events: EventBus | None = None,
+    ) -> None:
+        self._config = config if config is not None else DataLayerConfig()
+        self._registry = Registry(repositories, self._config.faiss.dimension)
+        self._state = _State.NEW
+        self._redis: redis.Redis | None = None
+        self._postgres: asyncpg.Pool | None = None
+        self._engine: AsyncEngine | None = None
+        self._elasticsearch: AsyncElasticsearch | None = None
+        faiss = self._config.faiss
+        self._vectors = VectorIndex(
+            faiss.index_path,
+            faiss.dimension,
+            index_type=faiss.index_type,
+            hnsw_m=faiss.hnsw_m,
+            hnsw_ef_construction=faiss.hnsw_ef_construction,
+            hnsw_ef_search=faiss.hnsw_ef_search,
+        )
+        self._events: EventBus = events if events is not None else InProcessEventBus()
+        self._runtime: UnitOfWorkRuntime | None = None
+        self._pipeline: CommitPipeline | None = None
+
+    def __repr__(self) -> str:
+        return f"<DataLayer {self._state.value}>"
+
+    @property
+    def config(self) -> DataLayerConfig:
+        return self._config
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The native redis-py asyncio client."""
+        return self._require(self._redis, "redis")
+
+    @property
+    def postgres(self) -> asyncpg.Pool:
+        """The native asyncpg pool."""
+        return self._require(self._postgres, "postgres")
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy ``AsyncEngine`` (asyncpg driver) over the same database."""
+        return self._require(self._engine, "engine")
+
+    @property
+    def elasticsearch(self) -> AsyncElasticsearch:
+        """The native ``AsyncElasticsearch`` client."""
+        return self._require(self._elasticsearch, "elasticsearch")
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The in-process FAISS index (loaded from its snapshot by ``start()``)."""
+        return self._vectors
+
+    @property
+    def events(self) -> EventBus:
+        return self._events
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
+    @property
+    def projection_failures(self) -> list[ProjectionFailure]:
+        """Recent projections that failed after a commit (the commits themselves stand)."""
+        return [] if self._pipeline is None else self._pipeline.failures
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work; enter it with ``async with``."""
+        runtime = self._require(self._runtime, "unit_of_work()")
+        return UnitOfWork(runtime)
+
+    async def start(self) -> None:
+        if self._state is _State.STARTED:
+            return
+        if self._state is _State.STOPPED:
+            raise LifecycleError("this DataLayer was stopped; create a new one to start again")
+        config = self._config
+        opened = await asyncio.gather(
+            self._open("redis", lambda: _clients.open_redis(config.redis)),
+            self._open("postgres", lambda: _clients.open_postgres_pool(config.postgres)),
+            self._open("postgres", lambda: _clients.open_engine(config.postgres)),
+            self._open("elasticsearch", lambda: _clients.open_elasticsearch(config.elasticsearch)),
+            self._open("faiss", self._vectors.load),
+            return_exceptions=True,
+        )
+        redis_client, pool, engine, elasticsearch, _ = opened
+        self._redis = _value_or_none(redis_client)
+        self._postgres = _value_or_none(pool)
+        self._engine = _value_or_none(engine)
+        self._elasticsearch = _value_or_none(elasticsearch)
+        failures = _failures(opened, ["redis", "postgres", "postgres", "elasticsearch", "faiss"])
+        if not failures and self._redis and self._engine and self._elasticsearch:
+            failures = await self._prepare_projections(
+                self._redis, self._engine, self._elasticsearch
+            )
+        if failures:
+            await self._close_clients()
+            self._state = _State.STOPPED
+            raise StartupError({name: redact(why, config) for name, why in failures.items()})
+        self._state = _State.STARTED
+        logger.info("data layer started")
+
+    async def _prepare_projections(
+        self, redis_client: Redis, engine: AsyncEngine, elasticsearch: AsyncElasticsearch
+    ) -> dict[str, str]:
+        """Build the write path on the open clients; create missing search indices."""
+        config, registry = self._config, self._registry
+        cache = RedisCache(redis_client, config.redis.key_prefix, registry)
+        search = SearchProjection(elasticsearch, config.elasticsearch, registry)
+        vectors = VectorProjection(self._vectors, registry)
+        try:
+            await self._open("elasticsearch", search.ensure_indices)
+        except Exception as exc:
+            return {"elasticsearch": f"creating search indices failed: {exc}"}
+        self._pipeline = CommitPipeline(Dispatcher([cache, search, vectors]), self._events)
+        self._runtime = UnitOfWorkRuntime(
+            sessionmaker=async_sessionmaker(
+                engine, expire_on_commit=False, sync_session_class=TrackedSession
+            ),
+            registry=registry,
+            cache=cache,
+            search=search,
+            vectors=self._vectors,
+            before_commit=self._pipeline.before_commit,
+            after_commit=self._pipeline.after_commit,
+        )
+        return {}
+
+    async def stop(self) -> None:
+        """Close every backend; safe to call twice, and after a failed start."""
+        if self._state is _State.STOPPED:
+            return
+        was_started = self._state is _State.STARTED
+        self._state = _State.STOPPED
+        if was_started:
+            await _quietly("faiss snapshot", self._vectors.save())
+        await self._close_clients()
+        close_bus = getattr(self._events, "close", None)
+        if close_bus is not None:
+            await _quietly("event bus", close_bus())
+        logger.info("data layer stopped")
+
+    async def health(self) -> Health:
+        """Probe every backend concurrently; never raises, never waits past the timeout."""
+        timeout = self._config.health_timeout
+        checks: dict[str, Callable[[], Awaitable[object]]] = {
+            "redis": lambda: _clients.check_redis(self.redis),
+            "postgres": lambda: _clients.check_postgres(self.postgres),
+            "elasticsearch": lambda: _clients.check_elasticsearch(self.elasticsearch),
+            "faiss": self._vectors.namespaces,
+        }
+        entries = await asyncio.gather(*(probe(check, timeout) for check in checks.values()))
+        details: dict[str, BackendHealth] = {}
+        for name, entry in zip(checks, entries, strict=True):
+            if entry["error"] is not None:
+                entry["error"] = redact(entry["error"], self._config)
+            details[name] = entry
+        return Health.of(details)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _require(self, client: T | None, name: str) -> T:
+        if client is None or self._state is not _State.STARTED:
+            raise LifecycleError(
+                f"DataLayer is {self._state.value}: {name} is only available between "
+                "`await data.start()` and `await data.stop()` (or inside `async with`)"
+            )
+        return client
+
+    async def _open(self, name: str, opener: Callable[[], Awaitable[T]]) -> T:
+        timeout = self._config.startup_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await opener()
+        except TimeoutError:
+            raise TimeoutError(f"{name} gave no answer within {timeout:g}s") from None
+
+    async def _close_clients(self) -> None:
+        closers: list[Awaitable[Any]] = []
+        if self._redis is not None:
+            closers.append(_quietly("redis", self._redis.aclose()))
+        if self._postgres is not None:
+            closers.append(_quietly("postgres", self._postgres.close()))
+        if self._engine is not None:
+            closers.append(_quietly("engine", self._engine.dispose()))
+        if self._elasticsearch is not None:
+            closers.append(_quietly("elasticsearch", self._elasticsearch.close()))
+        await asyncio.gather(*closers)
+        self._redis = self._postgres = self._engine = self._elasticsearch = None
+        self._runtime = None
+
+
+def _value_or_none(result: T | BaseException) -> T | None:
+    return None if isinstance(result, BaseException) else result
+
+
+def _failures(results: Sequence[object], names: list[str]) -> dict[str, str]:
+    failures: dict[str, str] = {}
+    for name, result in zip(names, results, strict=True):
+        if isinstance(result, BaseException) and name not in failures:
+            failures[name] = f"{type(result).__name__}: {result}".rstrip(": ")
+    return failures
+
+
+async def _quietly(name: str, closing: Awaitable[Any]) -> None:
+    try:
+        await closing
+    except Exception:
+        logger.exception("closing %s failed; continuing with the others", name)

@@ -1,0 +1,93 @@
+"""Fixtures for tests against the real Postgres, Redis and Elasticsearch.
+
+Integration tests never skip: when a server is missing they fail with a message that says
+how to start it (``make services``), so a run without servers cannot pass by accident.
+Each test gets its own Postgres schema, Redis key prefix, index prefix and FAISS folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo._clients import open_postgres_pool
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+async def config(unique: str, tmp_path: Path) -> AsyncIterator[DataLayerConfig]:
+    """A config on the real servers with a schema, key prefix and index prefix of its own."""
+    base = DataLayerConfig.from_env()
+    schema = f"t_{unique}"
+    admin = await _admin_pool(base)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        config = base.replace(
+            postgres=base.postgres.replace(
+                schema_name=schema, min_connections=1, max_connections=4
+            ),
+            redis=base.redis.replace(key_prefix=f"t{unique}:"),
+            elasticsearch=base.elasticsearch.replace(
+                index_prefix=f"t{unique}-", refresh="wait_for"
+            ),
+            faiss=base.faiss.replace(index_path=tmp_path / "faiss", dimension=4),
+        )
+        yield config
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def data(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
+    async with DataLayer(config) as layer:
+        yield layer
+        await _clean_shared_backends(layer, config)
+
+
+async def _clean_shared_backends(layer: DataLayer, config: DataLayerConfig) -> None:
+    keys = [key async for key in layer.redis.scan_iter(f"{config.redis.key_prefix}*")]
+    if keys:
+        await layer.redis.delete(*keys)
+    # Wildcard deletes are refused (destructive_requires_name): name each index.
+    indices = await layer.elasticsearch.indices.get(
+        index=f"{config.elasticsearch.index_prefix}*", allow_no_indices=True
+    )
+    if indices:
+        await layer.elasticsearch.indices.delete(index=",".join(indices))
+
+
+async def _admin_pool(config: DataLayerConfig) -> asyncpg.Pool:
+    try:
+        return await open_postgres_pool(
+            config.postgres.replace(min_connections=1, max_connections=2)
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(
+            f"Postgres is not reachable at {config.postgres.host}:{config.postgres.port} ({exc}); "
+            'start the servers with `make services` and load `eval "$(scripts/services env)"`',
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+async def layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
+    """A started layer with the test models' repositories and tables."""
+    from satellites_repo import Base
+    from tests.integration.models import Articles, Tags
+
+    async with DataLayer(config, repositories=[Articles, Tags]) as started:
+        async with started.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        yield started
+        await _clean_shared_backends(started, config)

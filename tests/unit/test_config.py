@@ -1,0 +1,175 @@
+"""Configuration: the seed's defaults, validation that names the field, secrets kept secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from satellites_repo import (
+    ConfigurationError,
+    DataLayerConfig,
+    ElasticsearchConfig,
+    FaissConfig,
+    PostgresConfig,
+    RedisConfig,
+)
+from satellites_repo.config import redact
+
+SETTINGS_PREFIX = "SATELLITES_"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(SETTINGS_PREFIX):
+            monkeypatch.delenv(name)
+
+
+def test_redis_config_defaults() -> None:
+    config = RedisConfig()
+    assert (config.host, config.port, config.db, config.password) == ("localhost", 6379, 0, None)
+
+
+def test_postgres_config_defaults() -> None:
+    config = PostgresConfig()
+    assert config.host == "localhost"
+    assert config.port == 5432
+    assert config.database == "satellites"
+    assert config.user == "postgres"
+    assert (config.min_connections, config.max_connections) == (2, 10)
+
+
+def test_elasticsearch_config_defaults() -> None:
+    assert ElasticsearchConfig().hosts == ["http://localhost:9200"]
+
+
+def test_faiss_config_defaults() -> None:
+    config = FaissConfig()
+    assert config.index_path == Path("./data/faiss")
+    assert config.dimension == 1536
+
+
+def test_data_layer_config_takes_the_seed_sections() -> None:
+    config = DataLayerConfig(
+        redis=RedisConfig(),
+        postgres=PostgresConfig(),
+        elasticsearch=ElasticsearchConfig(),
+        faiss=FaissConfig(),
+    )
+    assert config.redis.host == "localhost"
+    assert config.postgres.database == "satellites"
+
+
+def test_config_override_keeps_password_comparable_but_hidden() -> None:
+    config = RedisConfig(host="redis.prod.internal", port=6380, password="secret")
+    assert config.host == "redis.prod.internal"
+    assert config.port == 6380
+    assert config.password == "secret"
+    assert config.password_value() == "secret"
+    assert "secret" not in repr(config)
+    assert "secret" not in str(config)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: RedisConfig(port=70000), "port"),
+        (lambda: PostgresConfig(port=0), "port"),
+        (lambda: PostgresConfig(min_connections=5, max_connections=2), "min_connections"),
+        (lambda: FaissConfig(dimension=0), "dimension"),
+        (lambda: ElasticsearchConfig(hosts=["localhost:9200"]), "hosts"),
+        (lambda: ElasticsearchConfig(hosts=[]), "hosts"),
+    ],
+)
+def test_invalid_values_name_the_field(build: object, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        build()  # type: ignore[operator]
+    assert field in str(caught.value)
+
+
+def test_validation_error_never_echoes_a_password() -> None:
+    with pytest.raises(ValidationError) as caught:
+        PostgresConfig(password="hunter2-secret", min_connections=9, max_connections=1)
+    assert "hunter2-secret" not in str(caught.value)
+
+
+def test_from_env_reads_nested_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_POSTGRES__HOST", "db.internal")
+    monkeypatch.setenv("SATELLITES_POSTGRES__PORT", "6543")
+    monkeypatch.setenv("SATELLITES_REDIS__DB", "3")
+    monkeypatch.setenv("SATELLITES_FAISS__DIMENSION", "384")
+    config = DataLayerConfig.from_env()
+    assert (config.postgres.host, config.postgres.port) == ("db.internal", 6543)
+    assert config.redis.db == 3
+    assert config.faiss.dimension == 384
+
+
+def test_from_env_reads_one_url_per_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_POSTGRES_URL", "postgresql://app:p%40ss@pg.internal:5433/kb")
+    monkeypatch.setenv("SATELLITES_REDIS_URL", "redis://:rpass@cache.internal:6380/2")
+    monkeypatch.setenv(
+        "SATELLITES_ELASTICSEARCH_URL", "http://es1.internal:9200,http://es2.internal:9201"
+    )
+    config = DataLayerConfig.from_env()
+    pg = config.postgres
+    assert (pg.user, pg.host, pg.port, pg.database) == ("app", "pg.internal", 5433, "kb")
+    assert pg.password_value() == "p@ss"
+    assert (config.redis.host, config.redis.port, config.redis.db) == ("cache.internal", 6380, 2)
+    assert config.redis.password_value() == "rpass"
+    assert config.elasticsearch.hosts == ["http://es1.internal:9200", "http://es2.internal:9201"]
+
+
+def test_nested_variables_override_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_POSTGRES_URL", "postgresql://app@pg.internal:5433/kb")
+    monkeypatch.setenv("SATELLITES_POSTGRES__DATABASE", "other")
+    config = DataLayerConfig.from_env()
+    assert (config.postgres.host, config.postgres.database) == ("pg.internal", "other")
+
+
+def test_from_env_reads_a_dotenv_file(tmp_path: Path) -> None:
+    env_file = tmp_path / "satellites.env"
+    env_file.write_text("SATELLITES_REDIS__PORT=6390\n")
+    assert DataLayerConfig.from_env(env_file).redis.port == 6390
+
+
+def test_from_env_errors_name_the_variable_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_REDIS__PORT", "99999")
+    monkeypatch.setenv("SATELLITES_POSTGRES__PASSWORD", "topsecret")
+    monkeypatch.setenv("SATELLITES_POSTGRES__MIN_CONNECTIONS", "20")
+    with pytest.raises(ConfigurationError) as caught:
+        DataLayerConfig.from_env()
+    message = str(caught.value)
+    assert "SATELLITES_REDIS__PORT" in message
+    assert "SATELLITES_POSTGRES" in message
+    assert "topsecret" not in message
+    assert "99999" not in message
+
+
+def test_a_malformed_url_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_POSTGRES_URL", "mysql://u:pw-in-url@h/db")
+    with pytest.raises(ConfigurationError) as caught:
+        DataLayerConfig.from_env()
+    assert "postgres URL" in str(caught.value)
+    assert "pw-in-url" not in str(caught.value)
+
+
+def test_secrets_are_absent_from_the_whole_config_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_POSTGRES_URL", "postgresql://app:pgsecret@h/db")
+    monkeypatch.setenv("SATELLITES_REDIS_URL", "redis://:redissecret@h/0")
+    config = DataLayerConfig.from_env()
+    for text in (repr(config), str(config), config.model_dump_json()):
+        assert "pgsecret" not in text
+        assert "redissecret" not in text
+
+
+def test_redact_removes_every_configured_password() -> None:
+    config = DataLayerConfig(
+        postgres=PostgresConfig(password="pg-pw"), redis=RedisConfig(password="redis-pw")
+    )
+    assert (
+        redact("auth pg-pw and redis-pw failed", config) == "auth ********** and ********** failed"
+    )
