@@ -1,0 +1,43 @@
+"""The declarative base and the version column every projected entity carries.
+
+Constraint names follow one convention so that Alembic migrations stay stable across
+machines (no server-generated names to chase).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+__all__ = ["NAMING_CONVENTION", "Base", "Versioned"]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base for application models (and the library's own tables)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Versioned:
+    """An integer ``version`` that SQLAlchemy checks and bumps on every UPDATE.
+
+    It is optimistic locking (a stale update raises ``ConcurrencyError`` at commit) and
+    the order every projection relies on: Redis, Elasticsearch and FAISS refuse a change
+    whose version is not newer than the one they hold.
+    """
+
+    version: Mapped[int] = mapped_column(nullable=False)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]

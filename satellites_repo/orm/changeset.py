@@ -1,0 +1,122 @@
+"""The ChangeSet: what a transaction did to projected entities, computed from its flushes.
+
+It is taken from SQLAlchemy's flush (new, dirty and deleted objects), not from repository
+calls, so a plain attribute change on a loaded entity or a ``session.delete`` is projected
+too. Several flushes in one transaction fold into one change per entity:
+
+    created then updated  -> created (latest values)
+    created then deleted  -> nothing (the row never existed outside the transaction)
+    updated then deleted  -> deleted
+
+A ``Change`` is plain data (JSON-safe payload), so it can be stored in the outbox and
+replayed by another process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from satellites_repo.events import DataEvent
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from satellites_repo.orm.registry import Registry
+
+__all__ = ["Change", "ChangeSet", "Operation"]
+
+
+class Operation(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entity's net change in a committed transaction.
+
+    ``version`` orders changes of one entity: a delete carries the last version plus one,
+    so it wins over every earlier write in every projection. ``payload`` is the row as
+    JSON-safe data (for a delete, the row as it was last seen).
+    """
+
+    table: str
+    key: str
+    operation: Operation
+    version: int
+    payload: Mapping[str, Any]
+
+    def event(self, event_id: str | None = None) -> DataEvent:
+        """The automatic DataEvent for this change."""
+        event = DataEvent(
+            type=f"{self.table}.{self.operation.value}",
+            resource=self.table,
+            key=self.key,
+            payload=self.payload,
+            source="postgres",
+            version=self.version,
+        )
+        return event if event_id is None else dataclasses.replace(event, id=event_id)
+
+
+class ChangeSet:
+    """The folded changes of one unit of work, in the order entities were first touched."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._changes: dict[tuple[str, str], Change] = {}
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self._changes.values())
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+    def __bool__(self) -> bool:
+        return bool(self._changes)
+
+    def touches(self, table: str, key: str) -> bool:
+        """Whether this transaction has flushed a change to that row (uncommitted state)."""
+        return (table, key) in self._changes
+
+    def clear(self) -> None:
+        self._changes.clear()
+
+    def record_flush(self, session: Session) -> None:
+        """Fold in what the flush that just ran did; called from ``after_flush``."""
+        for entity in session.new:
+            self._record(entity, Operation.CREATED)
+        for entity in session.dirty:
+            if session.is_modified(entity, include_collections=False):
+                self._record(entity, Operation.UPDATED)
+        for entity in session.deleted:
+            self._record(entity, Operation.DELETED)
+
+    def _record(self, entity: object, operation: Operation) -> None:
+        spec = self._registry.spec_for(type(entity))
+        if spec is None:
+            return
+        codec = spec.codec
+        key = str(codec.key_of(entity))
+        version = int(getattr(entity, "version", 0) or 0)
+        if operation is Operation.DELETED:
+            version += 1
+        change = Change(codec.table, key, operation, version, codec.payload(entity))
+        self._fold(change)
+
+    def _fold(self, change: Change) -> None:
+        slot = (change.table, change.key)
+        earlier = self._changes.get(slot)
+        if earlier is not None and earlier.operation is Operation.CREATED:
+            if change.operation is Operation.DELETED:
+                del self._changes[slot]
+                return
+            change = Change(
+                change.table, change.key, Operation.CREATED, change.version, change.payload
+            )
+        self._changes[slot] = change

@@ -1,0 +1,120 @@
+"""Rows as plain data: what the cache stores, what events carry, what Elasticsearch gets.
+
+Cached values are frozen data, never live ORM objects or pickles: a row is encoded to
+JSON with orjson and decoded with a pydantic validator built from the column types, so
+a UUID comes back a UUID and a timestamp a timezone-aware datetime.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import enum
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.session import make_transient_to_detached
+from typing_extensions import TypedDict
+
+__all__ = ["RowCodec", "json_safe"]
+
+T = TypeVar("T")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):  # e.g. asyncpg's own UUID subclass, which orjson skips
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with UUIDs, datetimes, decimals and bytes turned into JSON scalars."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value)
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return _default(value)
+
+
+def _python_type(column_type: Any) -> Any:
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return Any
+
+
+class RowCodec:
+    """Encodes one model's column values to JSON bytes and rebuilds entities from them."""
+
+    def __init__(self, mapper: Mapper[Any]) -> None:
+        self.mapper = mapper
+        self.model: type[Any] = mapper.class_
+        primary_key = mapper.primary_key
+        if len(primary_key) != 1:
+            raise ValueError(
+                f"{self.model.__name__} has a composite primary key; projected repositories "
+                "need a single-column primary key"
+            )
+        self.table: str = str(mapper.local_table.name)  # type: ignore[attr-defined]
+        self.columns: list[str] = [attr.key for attr in mapper.column_attrs]
+        self.primary_key: str = mapper.get_property_by_column(primary_key[0]).key
+        fields = {
+            attr.key: _python_type(attr.columns[0].type) | None for attr in mapper.column_attrs
+        }
+        # One TypedDict per model lets pydantic-core parse and type a cached row in one pass.
+        make_typed_dict: Any = TypedDict
+        row_type = make_typed_dict(f"{self.model.__name__}Row", fields, total=False)
+        self._adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(row_type)
+        self._key_adapter: TypeAdapter[Any] = TypeAdapter(fields[self.primary_key])
+
+    def values(self, entity: object) -> dict[str, Any]:
+        """The entity's column values, as Python objects."""
+        return {name: getattr(entity, name) for name in self.columns}
+
+    def dumps(self, entity: object) -> bytes:
+        return orjson.dumps(
+            self.values(entity), default=_default, option=orjson.OPT_SERIALIZE_NUMPY
+        )
+
+    def payload(self, entity: object) -> dict[str, Any]:
+        """The entity as JSON-safe data, for events and search documents."""
+        result: dict[str, Any] = orjson.loads(self.dumps(entity))
+        return result
+
+    def key_of(self, entity: object) -> Any:
+        return getattr(entity, self.primary_key)
+
+    def parse_key(self, key: object) -> Any:
+        """A primary key from its text form (or as given), typed like the column."""
+        return self._key_adapter.validate_python(key)
+
+    def loads(self, data: bytes) -> dict[str, Any]:
+        return self._adapter.validate_json(data)
+
+    def detached(self, values: Mapping[str, Any]) -> Any:
+        """A detached entity holding ``values`` as its committed state, ready to attach."""
+        entity = self.mapper.class_manager.new_instance()
+        for name, value in values.items():
+            set_committed_value(entity, name, value)
+        make_transient_to_detached(entity)
+        return entity

@@ -1,0 +1,84 @@
+"""Keyset pagination: pages that stay fast and stable however deep the reader goes.
+
+The cursor is the last row's (sort value, primary key), encoded as URL-safe base64 JSON.
+It is opaque to callers; a tampered or foreign cursor raises ``ValueError``. The sort
+column should be NOT NULL (NULLs do not compare in a row-value comparison).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import ColumnElement, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from satellites_repo.orm.codec import json_safe
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from satellites_repo.orm.registry import EntitySpec
+
+__all__ = ["Page", "keyset_page"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """Items of one page; ``next_cursor`` is ``None`` on the last page."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+async def keyset_page(
+    session: AsyncSession,
+    spec: EntitySpec,
+    where: Sequence[ColumnElement[bool]],
+    *,
+    order_by: InstrumentedAttribute[Any] | None,
+    descending: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page[Any]:
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    key_column: InstrumentedAttribute[Any] = getattr(spec.model, spec.codec.primary_key)
+    sort_column = key_column if order_by is None else order_by
+    columns = [sort_column] if sort_column.key == key_column.key else [sort_column, key_column]
+    statement = select(spec.model).where(*where)
+    if cursor is not None:
+        after = _decode(cursor, columns)
+        position = tuple_(*columns)
+        boundary = tuple_(*after)
+        statement = statement.where(position < boundary if descending else position > boundary)
+    orderings = [column.desc() if descending else column.asc() for column in columns]
+    statement = statement.order_by(*orderings).limit(limit + 1)
+    rows = list(await session.scalars(statement))
+    items, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode([getattr(items[-1], column.key) for column in columns]) if more else None
+    return Page(items, next_cursor)
+
+
+def _encode(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(json_safe(values))).decode().rstrip("=")
+
+
+def _decode(cursor: str, columns: list[InstrumentedAttribute[Any]]) -> list[Any]:
+    try:
+        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(columns):
+            raise ValueError("wrong shape")
+        return [
+            TypeAdapter(column.type.python_type).validate_python(value)
+            for column, value in zip(columns, raw, strict=True)
+        ]
+    except (ValueError, binascii.Error, ValidationError, orjson.JSONDecodeError):
+        raise ValueError("invalid pagination cursor (not one this query produced)") from None

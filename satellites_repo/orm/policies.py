@@ -1,0 +1,137 @@
+"""What a repository projects, declared as class attributes.
+
+    class Articles(Repository[Article]):
+        cache = CachePolicy(ttl=300)
+        search = SearchIndex("articles", fields={"title": "text", "tenant_id": "keyword"})
+        vectors = VectorField("embedding", namespace="articles", metadata=("tenant_id",))
+
+Each declaration is checked against the model when the ``DataLayer`` is built, so a typo
+in a field name fails at start, not at the first commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, overload
+
+if TYPE_CHECKING:
+    from satellites_repo.orm.repository import Repository
+    from satellites_repo.orm.search import BoundSearch
+
+__all__ = ["CachePolicy", "FieldType", "SearchIndex", "VectorField"]
+
+T = TypeVar("T")
+
+FieldType = Literal[
+    "text", "keyword", "integer", "long", "float", "double", "boolean", "date", "search_as_you_type"
+]
+_FIELD_TYPES = frozenset(get_args(FieldType))
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """Read-through and write-through Redis caching of whole rows.
+
+    ``ttl``: seconds a cached row lives. ``tombstone_ttl``: seconds a deleted row's
+    tombstone blocks slow readers from caching the row again.
+    """
+
+    ttl: int = 300
+    tombstone_ttl: int = 60
+
+    def __post_init__(self) -> None:
+        if self.ttl <= 0 or self.tombstone_ttl <= 0:
+            raise ValueError("CachePolicy ttl and tombstone_ttl must be positive seconds")
+
+
+@dataclass(frozen=True)
+class SearchIndex:
+    """An Elasticsearch index over some of the model's columns.
+
+    ``fields`` maps column names to Elasticsearch field types. Text fields are searched
+    and highlighted; keyword (and numeric, boolean, date) fields can be filtered on. The
+    index is reached through an alias named ``index`` (plus the configured prefix), so a
+    reindex can swap the index behind it without downtime.
+
+    On a repository instance, ``repo.search(...)`` runs a query against this index.
+    """
+
+    index: str
+    fields: Mapping[str, FieldType]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.index):
+            raise ValueError(
+                f"SearchIndex name {self.index!r} must be lowercase letters, digits, '_', '-', '.'"
+            )
+        if not self.fields:
+            raise ValueError(f"SearchIndex {self.index!r} needs at least one field")
+        for name, kind in self.fields.items():
+            if kind not in _FIELD_TYPES:
+                raise ValueError(
+                    f"SearchIndex {self.index!r}: field {name!r} has unknown type {kind!r}; "
+                    f"use one of {sorted(_FIELD_TYPES)}"
+                )
+
+    @property
+    def text_fields(self) -> list[str]:
+        return [
+            name for name, kind in self.fields.items() if kind in ("text", "search_as_you_type")
+        ]
+
+    @property
+    def filter_fields(self) -> list[str]:
+        return [name for name, kind in self.fields.items() if kind not in ("text",)]
+
+    def mappings(self) -> dict[str, Any]:
+        properties = {name: {"type": kind} for name, kind in self.fields.items()}
+        return {"dynamic": "strict", "properties": properties}
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> SearchIndex: ...
+
+    @overload
+    def __get__(self, instance: Repository[T], owner: type[Any]) -> BoundSearch[T]: ...
+
+    def __get__(
+        self, instance: Repository[T] | None, owner: type[Any]
+    ) -> SearchIndex | BoundSearch[T]:
+        if instance is None:
+            return self
+        from satellites_repo.orm.search import BoundSearch
+
+        return BoundSearch(instance, self)
+
+
+@dataclass(frozen=True, slots=True)
+class VectorField:
+    """The model's ``Vector`` column indexed in FAISS under ``namespace``.
+
+    ``metadata`` names the columns stored beside each vector, which ``similar`` and
+    ``hybrid`` can filter on (typically the tenant).
+    """
+
+    column: str
+    namespace: str
+    metadata: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.column:
+            raise ValueError("VectorField needs the name of a Vector column")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", self.namespace):
+            raise ValueError(f"VectorField namespace {self.namespace!r} is not a safe name")
+        object.__setattr__(self, "metadata", tuple(self.metadata))
+
+
+class _NoSearchIndex(SearchIndex):
+    """The default of ``Repository.search``: calling it says how to declare an index."""
+
+    def __post_init__(self) -> None:
+        pass
+
+
+NO_SEARCH_INDEX: SearchIndex = _NoSearchIndex("", {})

@@ -1,0 +1,146 @@
+"""The repositories a DataLayer knows, checked against their models once, at construction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import NoInspectionAvailable
+
+from satellites_repo.errors import ConfigurationError
+from satellites_repo.orm.codec import RowCodec
+from satellites_repo.orm.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
+from satellites_repo.orm.types import Vector
+
+if TYPE_CHECKING:
+    from satellites_repo.orm.repository import Repository
+
+__all__ = ["EntitySpec", "Registry"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySpec:
+    """Everything the write and read paths need to know about one repository's model."""
+
+    repository: type[Repository[Any]]
+    model: type[Any]
+    codec: RowCodec
+    cache: CachePolicy | None
+    search: SearchIndex | None
+    vectors: VectorField | None
+
+    @property
+    def table(self) -> str:
+        return self.codec.table
+
+    @property
+    def projected(self) -> bool:
+        return any(target is not None for target in (self.cache, self.search, self.vectors))
+
+
+class Registry:
+    """Model, table and repository lookups for the repositories given to ``DataLayer``."""
+
+    def __init__(self, repositories: Sequence[type[Repository[Any]]], dimension: int) -> None:
+        self._by_model: dict[type[Any], EntitySpec] = {}
+        self._by_repository: dict[type[Any], EntitySpec] = {}
+        self._by_table: dict[str, EntitySpec] = {}
+        for repository in repositories:
+            self._add(_spec_of(repository, dimension))
+
+    @property
+    def specs(self) -> list[EntitySpec]:
+        return list(self._by_repository.values())
+
+    def spec_for(self, model: type[Any]) -> EntitySpec | None:
+        return self._by_model.get(model)
+
+    def spec_of_table(self, table: str) -> EntitySpec | None:
+        return self._by_table.get(table)
+
+    def spec_of_repository(self, repository: type[Any]) -> EntitySpec:
+        spec = self._by_repository.get(repository)
+        if spec is None:
+            raise ConfigurationError(
+                f"{repository.__name__} is not registered: pass it to "
+                "DataLayer(config, repositories=[...])"
+            )
+        return spec
+
+    def _add(self, spec: EntitySpec) -> None:
+        name = spec.repository.__name__
+        if spec.model in self._by_model:
+            other = self._by_model[spec.model].repository.__name__
+            raise ConfigurationError(f"{name} and {other} both manage {spec.model.__name__}")
+        if spec.search is not None:
+            for other_spec in self._by_model.values():
+                if other_spec.search is not None and other_spec.search.index == spec.search.index:
+                    raise ConfigurationError(
+                        f"{name} and {other_spec.repository.__name__} share the search index "
+                        f"{spec.search.index!r}"
+                    )
+        self._by_model[spec.model] = spec
+        self._by_repository[spec.repository] = spec
+        self._by_table[spec.table] = spec
+
+
+def _spec_of(repository: type[Repository[Any]], dimension: int) -> EntitySpec:
+    name = repository.__name__
+    model = getattr(repository, "model", None)
+    if model is None:
+        raise ConfigurationError(f"{name} must subclass Repository[Model] with a mapped model")
+    try:
+        mapper = inspect(model)
+    except NoInspectionAvailable:
+        raise ConfigurationError(f"{name}: {model!r} is not a mapped SQLAlchemy model") from None
+    try:
+        codec = RowCodec(mapper)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+    search = _declared_search(repository)
+    spec = EntitySpec(repository, model, codec, repository.cache, search, repository.vectors)
+    if spec.projected and mapper.version_id_col is None:
+        raise ConfigurationError(
+            f"{name}: {model.__name__} must be Versioned to be projected (the version orders "
+            "every change in Redis, Elasticsearch and FAISS)"
+        )
+    _check_columns(spec, dimension)
+    return spec
+
+
+def _declared_search(repository: type[Any]) -> SearchIndex | None:
+    """The ``search`` declaration itself (class attribute lookup would run its descriptor)."""
+    for klass in repository.__mro__:
+        declared = klass.__dict__.get("search")
+        if isinstance(declared, SearchIndex):
+            return None if declared is NO_SEARCH_INDEX else declared
+    return None
+
+
+def _check_columns(spec: EntitySpec, dimension: int) -> None:
+    name = spec.repository.__name__
+    columns = set(spec.codec.columns)
+    if spec.search is not None:
+        unknown = sorted(set(spec.search.fields) - columns)
+        if unknown:
+            raise ConfigurationError(
+                f"{name}: SearchIndex {spec.search.index!r} names unknown columns {unknown}"
+            )
+    field = spec.vectors
+    if field is None:
+        return
+    if field.column not in columns:
+        raise ConfigurationError(f"{name}: VectorField column {field.column!r} does not exist")
+    column_type = spec.model.__table__.c[field.column].type
+    if not isinstance(column_type, Vector):
+        raise ConfigurationError(f"{name}: column {field.column!r} is not a Vector column")
+    if column_type.dimension != dimension:
+        raise ConfigurationError(
+            f"{name}: column {field.column!r} is Vector({column_type.dimension}) but the FAISS "
+            f"index has dimension {dimension} (FaissConfig.dimension)"
+        )
+    unknown = sorted(set(field.metadata) - columns)
+    if unknown:
+        raise ConfigurationError(f"{name}: VectorField metadata names unknown columns {unknown}")

@@ -1,0 +1,258 @@
+"""``Repository[T]``: domain access to one model inside a unit of work.
+
+A repository never commits: the unit of work does, and the projections follow the commit.
+Reads go through the session's identity map first, then the Redis cache (if the
+repository declares a ``CachePolicy``), then Postgres; rows read from Postgres are cached
+again, guarded by their version. Entities that come from the cache are attached to the
+session, so they can be changed and committed like any loaded entity.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.util import identity_key
+
+from satellites_repo.errors import NotFoundError
+from satellites_repo.orm.pagination import Page, keyset_page
+from satellites_repo.orm.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
+from satellites_repo.orm.search import HybridHit, VectorHit, hybrid_search, similar_search
+from satellites_repo.orm.types import as_float32_vector
+from satellites_repo.projections.cache import CACHE_ERRORS, CachedRow, cache_failure
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from satellites_repo.orm.registry import EntitySpec
+    from satellites_repo.orm.unit_of_work import UnitOfWork
+
+__all__ = ["Repository"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Repository(Generic[T]):
+    """Subclass as ``class Articles(Repository[Article])`` and declare projections.
+
+    Optional class attributes: ``cache = CachePolicy(...)``, ``search = SearchIndex(...)``,
+    ``vectors = VectorField(...)``. Instances come from ``uow.repository(Articles)``.
+    """
+
+    model: ClassVar[type[Any]]
+    cache: ClassVar[CachePolicy | None] = None
+    search: SearchIndex = NO_SEARCH_INDEX
+    vectors: ClassVar[VectorField | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Repository:
+                (model,) = get_args(base)
+                if isinstance(model, type):
+                    cls.model = model
+
+    def __init__(self, uow: UnitOfWork, spec: EntitySpec) -> None:
+        self._uow = uow
+        self._spec = spec
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._spec.model.__name__}>"
+
+    @property
+    def session(self) -> AsyncSession:
+        return self._uow.session
+
+    @property
+    def spec(self) -> EntitySpec:
+        return self._spec
+
+    @property
+    def unit_of_work(self) -> UnitOfWork:
+        return self._uow
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def add(self, entity: T) -> T:
+        """Stage ``entity`` for INSERT at the next flush or commit; returns it."""
+        self._check(entity)
+        self.session.add(entity)
+        return entity
+
+    async def add_many(self, entities: Iterable[T]) -> list[T]:
+        """Stage several entities; they are inserted in one batched statement."""
+        staged = list(entities)
+        for entity in staged:
+            self._check(entity)
+        self.session.add_all(staged)
+        return staged
+
+    async def delete(self, entity_or_key: T | object) -> None:
+        """Stage a DELETE of an entity, or of the row with that primary key."""
+        if isinstance(entity_or_key, self._spec.model):
+            await self.session.delete(entity_or_key)
+            return
+        entity = await self.get(entity_or_key)
+        if entity is None:
+            raise NotFoundError(self._spec.model.__name__, entity_or_key)
+        await self.session.delete(entity)
+
+    # -- reads by key ---------------------------------------------------------------------
+
+    async def get(self, key: object) -> T | None:
+        """The entity with primary key ``key``, or ``None``."""
+        found = await self.get_many([key])
+        return found[0] if found else None
+
+    async def get_many(self, keys: Sequence[object]) -> list[T]:
+        """The entities for ``keys`` in the order asked, missing ones left out.
+
+        Costs at most one MGET and one SELECT, whatever the number of keys.
+        """
+        codec = self._spec.codec
+        typed = [codec.parse_key(key) for key in keys]
+        found: dict[Any, T] = {}
+        wanted = [key for key in dict.fromkeys(typed) if not self._from_identity_map(key, found)]
+        wanted = await self._from_cache(wanted, found)
+        if wanted:
+            await self._from_postgres(wanted, found)
+        return [found[key] for key in typed if key in found]
+
+    def _from_identity_map(self, key: Any, found: dict[Any, T]) -> bool:
+        entity = self.session.sync_session.identity_map.get(identity_key(self._spec.model, key))
+        if entity is None:
+            return False
+        found[key] = entity
+        return True
+
+    async def _from_cache(self, keys: list[Any], found: dict[Any, T]) -> list[Any]:
+        cache = self._uow.cache
+        if cache is None or self._spec.cache is None or not keys:
+            return keys
+        cacheable = [key for key in keys if not self._uow.touched(self._spec.table, str(key))]
+        try:
+            rows = await cache.read(self._spec, [str(key) for key in cacheable])
+        except CACHE_ERRORS as exc:
+            cache_failure("read", self._spec.table, exc)
+            return keys
+        for key, row in zip(cacheable, rows, strict=True):
+            if row is not None and not row.is_tombstone:
+                found[key] = self._attach(row)
+        return [key for key in keys if key not in found]
+
+    def _attach(self, row: CachedRow) -> T:
+        entity: T = self._spec.codec.detached(self._spec.codec.loads(row.body))
+        self.session.add(entity)
+        return entity
+
+    async def _from_postgres(self, keys: list[Any], found: dict[Any, T]) -> None:
+        codec = self._spec.codec
+        column = getattr(self._spec.model, codec.primary_key)
+        result = await self.session.scalars(select(self._spec.model).where(column.in_(keys)))
+        loaded = list(result)
+        for entity in loaded:
+            found[codec.key_of(entity)] = entity
+        await self._fill_cache(loaded)
+
+    async def _fill_cache(self, loaded: list[T]) -> None:
+        cache = self._uow.cache
+        if cache is None or self._spec.cache is None or not loaded:
+            return
+        codec, table = self._spec.codec, self._spec.table
+        rows = [
+            (str(codec.key_of(entity)), int(entity.version), codec.dumps(entity))  # type: ignore[attr-defined]
+            for entity in loaded
+            if not self._uow.touched(table, str(codec.key_of(entity)))
+            and entity not in self.session.dirty
+        ]
+        try:
+            await cache.fill(self._spec, rows)
+        except CACHE_ERRORS as exc:
+            cache_failure("fill", table, exc)
+
+    # -- queries --------------------------------------------------------------------------
+
+    async def list(
+        self,
+        *where: ColumnElement[bool],
+        order_by: Sequence[Any] | Any = (),
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> builtins.list[T]:
+        """Entities matching SQLAlchemy where-clauses, straight from Postgres."""
+        statement = select(self._spec.model).where(*where)
+        orderings = order_by if isinstance(order_by, Sequence) else (order_by,)
+        statement = statement.order_by(*orderings).limit(limit).offset(offset)
+        return list(await self.session.scalars(statement))
+
+    async def count(self, *where: ColumnElement[bool]) -> int:
+        statement = select(func.count()).select_from(self._spec.model).where(*where)
+        return int(await self.session.scalar(statement) or 0)
+
+    async def page(
+        self,
+        *where: ColumnElement[bool],
+        order_by: InstrumentedAttribute[Any] | None = None,
+        descending: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[T]:
+        """One page in keyset order (``order_by`` then primary key) and the next cursor.
+
+        Keyset pagination stays fast and stable on large tables, unlike deep offsets.
+        """
+        return await keyset_page(
+            self.session,
+            self._spec,
+            where,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def similar(
+        self,
+        vector_or_entity: Sequence[float] | T,
+        *,
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+    ) -> builtins.list[VectorHit[T]]:
+        """The ``k`` nearest entities by cosine similarity (FAISS), hydrated in rank order.
+
+        Given an entity, its own vector is used and the entity itself is left out.
+        """
+        return await similar_search(self, vector_or_entity, k=k, filters=filters)
+
+    async def hybrid(
+        self,
+        text: str,
+        vector: Sequence[float],
+        *,
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+    ) -> builtins.list[HybridHit[T]]:
+        """Full-text and vector results fused by reciprocal rank (k=60)."""
+        return await hybrid_search(self, text, vector, k=k, filters=filters)
+
+    def _check(self, entity: object) -> None:
+        if not isinstance(entity, self._spec.model):
+            raise TypeError(
+                f"{type(self).__name__} stores {self._spec.model.__name__}, "
+                f"not {type(entity).__name__}"
+            )
+        field = self._spec.vectors
+        if field is not None:
+            value = getattr(entity, field.column)
+            if value is not None:
+                dimension = self._spec.model.__table__.c[field.column].type.dimension
+                try:
+                    as_float32_vector(value, dimension)
+                except ValueError as exc:
+                    raise ValueError(f"{self._spec.model.__name__}.{field.column}: {exc}") from None

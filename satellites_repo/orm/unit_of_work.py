@@ -1,0 +1,210 @@
+"""The unit of work: one session, one transaction, projections and events after COMMIT.
+
+    async with data.unit_of_work() as uow:
+        articles = uow.repository(Articles)
+        await articles.add(article)
+        await uow.commit()          # explicit; leaving the block without it rolls back
+
+What ``commit()`` does, in order:
+1. flush; the session's flush hooks have folded every change into the ChangeSet;
+2. ``before_commit`` (the outbox rows go into the same transaction);
+3. COMMIT — the only point of truth;
+4. ``after_commit``: projections dispatched, then the DataEvents published.
+A rollback, an exception or leaving without commit discards the ChangeSet and the
+emitted events: nothing is projected and nothing is published.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm.exc import StaleDataError
+
+from satellites_repo.errors import ConcurrencyError, LifecycleError
+from satellites_repo.orm.changeset import Change, ChangeSet
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from satellites_repo.events import DataEvent
+    from satellites_repo.orm.registry import Registry
+    from satellites_repo.orm.repository import Repository
+    from satellites_repo.projections.cache import RedisCache
+    from satellites_repo.projections.search import SearchProjection
+    from satellites_repo.vectors import VectorIndex
+
+__all__ = ["TrackedSession", "UnitOfWork", "UnitOfWorkRuntime"]
+
+R = TypeVar("R", bound="Repository[Any]")
+
+_UOW_KEY = "satellites.unit_of_work"
+
+
+class TrackedSession(Session):
+    """The sync session class behind every unit of work; its flushes feed the ChangeSet."""
+
+
+@event.listens_for(TrackedSession, "after_flush")
+def _fold_flush(session: Session, flush_context: UOWTransaction) -> None:
+    uow = session.info.get(_UOW_KEY)
+    if uow is not None:
+        uow.flushed = True
+        uow.changes.record_flush(session)
+
+
+@event.listens_for(TrackedSession, "after_rollback")
+def _forget_changes(session: Session) -> None:
+    uow = session.info.get(_UOW_KEY)
+    if uow is not None:
+        uow.changes.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOfWorkRuntime:
+    """What a unit of work borrows from its started ``DataLayer``."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    registry: Registry
+    cache: RedisCache | None
+    search: SearchProjection | None
+    vectors: VectorIndex
+    before_commit: Callable[[AsyncSession, list[Change]], Awaitable[None]]
+    after_commit: Callable[[list[Change], list[DataEvent]], Awaitable[None]]
+
+
+class _State(enum.Enum):
+    NEW = "not entered"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class UnitOfWork:
+    """A transaction over the repositories of one ``DataLayer``; use it as ``async with``."""
+
+    def __init__(self, runtime: UnitOfWorkRuntime) -> None:
+        self._runtime = runtime
+        self._session: AsyncSession | None = None
+        self._state = _State.NEW
+        self.changes = ChangeSet(runtime.registry)
+        self.flushed = False
+        self._emitted: list[DataEvent] = []
+        self._repositories: dict[type[Any], Repository[Any]] = {}
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.NEW:
+            raise LifecycleError("a unit of work can be entered only once")
+        session = self._runtime.sessionmaker()
+        session.sync_session.info[_UOW_KEY] = self
+        self._session = session
+        self._state = _State.OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            if self._has_uncommitted_writes(session):
+                await self.rollback()
+            self._emitted = []
+        finally:
+            self._state = _State.CLOSED
+            session.sync_session.info.pop(_UOW_KEY, None)
+            await session.close()
+
+    def _has_uncommitted_writes(self, session: AsyncSession) -> bool:
+        """Writes to undo; a read-only block just closes, so loaded entities stay readable."""
+        return self.flushed or bool(session.new or session.dirty or session.deleted)
+
+    @property
+    def session(self) -> AsyncSession:
+        """The SQLAlchemy ``AsyncSession`` of this unit of work."""
+        if self._session is None or self._state is not _State.OPEN:
+            raise LifecycleError(
+                f"unit of work is {self._state.value}: "
+                "use it inside `async with data.unit_of_work()`"
+            )
+        return self._session
+
+    @property
+    def cache(self) -> RedisCache | None:
+        return self._runtime.cache
+
+    @property
+    def search_projection(self) -> SearchProjection | None:
+        return self._runtime.search
+
+    @property
+    def vectors(self) -> VectorIndex:
+        return self._runtime.vectors
+
+    def repository(self, repository: type[R]) -> R:
+        """The instance of ``repository`` bound to this unit of work (one per class)."""
+        existing = self._repositories.get(repository)
+        if existing is None:
+            spec = self._runtime.registry.spec_of_repository(repository)
+            existing = repository(self, spec)
+            self._repositories[repository] = existing
+        return existing  # type: ignore[return-value]
+
+    def touched(self, table: str, key: str) -> bool:
+        """Whether this unit of work flushed a change to that row (uncommitted state)."""
+        return self.changes.touches(table, key)
+
+    def emit(self, event: DataEvent) -> None:
+        """Queue a custom event; it is published after COMMIT, or dropped on rollback."""
+        self.session  # noqa: B018 - refuses an emit outside the block
+        self._emitted.append(event)
+
+    async def flush(self) -> None:
+        await self._translated(self.session.flush())
+
+    async def commit(self) -> None:
+        """Commit, then project and publish; a projection failure never fails the commit."""
+        session = self.session
+        await self._translated(self._commit(session))
+        changes, emitted = list(self.changes), self._emitted
+        self.changes.clear()
+        self.flushed = False
+        self._emitted = []
+        await self._runtime.after_commit(changes, emitted)
+
+    async def rollback(self) -> None:
+        """Roll back; nothing of this transaction is projected or published."""
+        self._emitted = []
+        self.changes.clear()
+        self.flushed = False
+        await self.session.rollback()
+
+    async def _commit(self, session: AsyncSession) -> None:
+        await session.flush()
+        await self._runtime.before_commit(session, list(self.changes))
+        await session.commit()
+
+    async def _translated(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except StaleDataError as exc:
+            await self.rollback()
+            raise ConcurrencyError(
+                f"{exc} Another transaction changed or deleted the row since it was read; "
+                "load it again and retry."
+            ) from exc
+        except StatementError as exc:
+            await self.rollback()
+            if isinstance(exc.orig, ValueError):
+                raise ValueError(str(exc.orig)) from exc
+            raise
+        except BaseException:
+            await self.rollback()
+            raise

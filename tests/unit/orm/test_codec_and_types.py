@@ -1,0 +1,109 @@
+"""Rows become JSON and come back with their Python types; vectors are checked float32."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import DateTime, Numeric, inspect
+from sqlalchemy.orm import Mapped, mapped_column
+
+from satellites_repo import Base, Vector, Versioned
+from satellites_repo.orm.codec import RowCodec, json_safe
+from satellites_repo.orm.types import as_float32_vector
+
+
+class Invoice(Base, Versioned):
+    __tablename__ = "unit_invoices"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    amount: Mapped[decimal.Decimal] = mapped_column(Numeric(10, 2))
+    note: Mapped[str | None]
+    embedding: Mapped[list[float]] = mapped_column(Vector(3))
+
+
+def make_invoice() -> Invoice:
+    return Invoice(
+        id=uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        issued_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        amount=decimal.Decimal("12.50"),
+        note=None,
+        embedding=[0.5, 0.25, 1.0],
+        version=3,
+    )
+
+
+def test_round_trip_restores_python_types() -> None:
+    codec = RowCodec(inspect(Invoice))
+    values = codec.loads(codec.dumps(make_invoice()))
+    assert values["id"] == uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert values["issued_at"] == dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert values["amount"] == decimal.Decimal("12.50")
+    assert values["note"] is None
+    assert values["embedding"] == [0.5, 0.25, 1.0]
+    assert values["version"] == 3
+
+
+def test_payload_is_json_safe() -> None:
+    payload = RowCodec(inspect(Invoice)).payload(make_invoice())
+    assert payload["id"] == "12345678-1234-5678-1234-567812345678"
+    assert payload["issued_at"] == "2026-01-02T03:04:05+00:00"
+    assert payload["amount"] == "12.50"
+
+
+def test_detached_entity_holds_committed_values() -> None:
+    codec = RowCodec(inspect(Invoice))
+    entity = codec.detached(codec.loads(codec.dumps(make_invoice())))
+    state = inspect(entity)
+    assert state.detached
+    assert state.identity == (uuid.UUID("12345678-1234-5678-1234-567812345678"),)
+    assert not state.modified
+    assert entity.version == 3
+
+
+def test_primary_keys_parse_from_text() -> None:
+    codec = RowCodec(inspect(Invoice))
+    key = "12345678-1234-5678-1234-567812345678"
+    assert codec.parse_key(key) == uuid.UUID(key)
+    with pytest.raises(ValueError, match="UUID"):
+        codec.parse_key("not-a-uuid")
+
+
+def test_json_safe_handles_nested_values() -> None:
+    value = {"when": dt.date(2026, 5, 1), "ids": (uuid.UUID(int=1),), "raw": b"\x00\x01"}
+    assert json_safe(value) == {
+        "when": "2026-05-01",
+        "ids": ["00000000-0000-0000-0000-000000000001"],
+        "raw": "AAE=",
+    }
+
+
+def test_vector_values_are_exactly_float32() -> None:
+    vector = as_float32_vector([0.1, 0.2, 0.3], 3)
+    assert vector == np.asarray([0.1, 0.2, 0.3], dtype=np.float32).tolist()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ([1.0, 2.0], "dimension 3"),
+        ([[1.0, 2.0, 3.0]], "dimension 3"),
+        ([1.0, float("nan"), 0.0], "NaN"),
+        ([1.0, float("-inf"), 0.0], "infinity"),
+        ([0.0, 0.0, 0.0], "all zeros"),
+    ],
+)
+def test_bad_vectors_are_rejected(values: list[float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        as_float32_vector(values, 3)
+
+
+def test_vector_column_binds_checked_values() -> None:
+    column_type = Vector(3)
+    assert column_type.process_bind_param([1, 2, 3], None) == [1.0, 2.0, 3.0]  # type: ignore[arg-type]
+    assert column_type.process_bind_param(None, None) is None  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dimension 3"):
+        column_type.process_bind_param([1.0], None)  # type: ignore[arg-type]
