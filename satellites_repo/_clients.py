@@ -24,6 +24,7 @@ __all__ = [
     "check_redis",
     "open_elasticsearch",
     "open_engine",
+    "open_listener",
     "open_postgres_pool",
     "open_redis",
     "sqlalchemy_url",
@@ -83,19 +84,31 @@ async def check_redis(client: redis.Redis) -> None:
     await client.ping()
 
 
+def _connect_arguments(config: PostgresConfig) -> dict[str, Any]:
+    return {
+        "host": config.host,
+        "port": config.port,
+        "database": config.database,
+        "user": config.user,
+        "password": config.password_value(),
+        "timeout": config.timeout,
+        "server_settings": _server_settings(config),
+    }
+
+
 async def open_postgres_pool(config: PostgresConfig) -> asyncpg.Pool:
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        host=config.host,
-        port=config.port,
-        database=config.database,
-        user=config.user,
-        password=config.password_value(),
         min_size=config.min_connections,
         max_size=config.max_connections,
-        timeout=config.timeout,
-        server_settings=_server_settings(config),
+        **_connect_arguments(config),
     )
     return pool
+
+
+async def open_listener(config: PostgresConfig) -> asyncpg.Connection:
+    """A connection of its own for LISTEN, so no pool slot is held for the layer's lifetime."""
+    connection: asyncpg.Connection = await asyncpg.connect(**_connect_arguments(config))
+    return connection
 
 
 async def check_postgres(pool: asyncpg.Pool) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "DataLayerConfig",
     "ElasticsearchConfig",
     "FaissConfig",
+    "OutboxConfig",
     "PostgresConfig",
     "RedisConfig",
     "Secret",
@@ -184,6 +185,25 @@ class FaissConfig(_Section):
     hnsw_ef_search: Annotated[int, Field(ge=8)] = 256
 
 
+class OutboxConfig(_Section):
+    """The transactional outbox: how the relay retries and how FAISS follows the log.
+
+    ``grace_seconds``: how long a new row is left to the committing process's fast path
+    before a relay may take it. ``lease_seconds``: how long a claimed row stays with its
+    relay before another may retry it (a relay that died loses nothing).
+    """
+
+    relay: bool = True
+    relay_interval: Seconds = 1.0
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    lease_seconds: Seconds = 30.0
+    grace_seconds: Annotated[float, Field(ge=0)] = 5.0
+    max_attempts: Annotated[int, Field(ge=1)] = 10
+    backoff_initial: Seconds = 1.0
+    backoff_max: Seconds = 300.0
+    follow_interval: Seconds = 1.0
+
+
 class DataLayerConfig(_Section):
     """Everything a ``DataLayer`` needs. Every section has the seed's defaults."""
 
@@ -191,6 +211,7 @@ class DataLayerConfig(_Section):
     postgres: PostgresConfig = Field(default_factory=PostgresConfig)
     elasticsearch: ElasticsearchConfig = Field(default_factory=ElasticsearchConfig)
     faiss: FaissConfig = Field(default_factory=FaissConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     startup_timeout: Seconds = 10.0
     health_timeout: Seconds = 2.0
 
@@ -225,6 +246,7 @@ class _EnvSettings(BaseSettings):
     postgres: dict[str, Any] = Field(default_factory=dict)
     elasticsearch: dict[str, Any] = Field(default_factory=dict)
     faiss: dict[str, Any] = Field(default_factory=dict)
+    outbox: dict[str, Any] = Field(default_factory=dict)
     startup_timeout: float | None = None
     health_timeout: float | None = None
 
@@ -237,6 +259,7 @@ class _EnvSettings(BaseSettings):
                 | self.elasticsearch
             ),
             "faiss": self.faiss,
+            "outbox": self.outbox,
         }
         for name in ("startup_timeout", "health_timeout"):
             value = getattr(self, name)

@@ -30,7 +30,7 @@ def _utc_now() -> datetime:
 
 
 def _new_event_id() -> str:
-    return uuid.uuid4().hex
+    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True, slots=True)

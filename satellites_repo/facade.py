@@ -18,22 +18,20 @@ from typing import Any, Self, TypeVar
 import asyncpg
 import redis.asyncio as redis
 from elasticsearch import AsyncElasticsearch
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satellites_repo import _clients
 from satellites_repo.config import DataLayerConfig, redact
-from satellites_repo.errors import LifecycleError, StartupError
+from satellites_repo.errors import LifecycleError, StartupError, VectorIndexError
 from satellites_repo.events import EventBus, InProcessEventBus
 from satellites_repo.health import BackendHealth, Health, probe
 from satellites_repo.orm.registry import Registry
 from satellites_repo.orm.repository import Repository
-from satellites_repo.orm.unit_of_work import TrackedSession, UnitOfWork, UnitOfWorkRuntime
-from satellites_repo.pipeline import CommitPipeline
-from satellites_repo.projections import Dispatcher, ProjectionFailure
-from satellites_repo.projections.cache import RedisCache
-from satellites_repo.projections.search import SearchProjection
-from satellites_repo.projections.vectors import VectorProjection
+from satellites_repo.orm.unit_of_work import UnitOfWork
+from satellites_repo.outbox.follower import VectorFollower
+from satellites_repo.outbox.relay import Relay
+from satellites_repo.outbox.store import OutboxStore
+from satellites_repo.runtime import Clients, Runtime
 from satellites_repo.vectors import VectorIndex
 
 __all__ = ["DataLayer"]
@@ -82,8 +80,7 @@ class DataLayer:
             hnsw_ef_search=faiss.hnsw_ef_search,
         )
         self._events: EventBus = events if events is not None else InProcessEventBus()
-        self._runtime: UnitOfWorkRuntime | None = None
-        self._pipeline: CommitPipeline | None = None
+        self._runtime: Runtime | None = None
 
     def __repr__(self) -> str:
         return f"<DataLayer {self._state.value}>"
@@ -126,14 +123,24 @@ class DataLayer:
         return self._registry
 
     @property
-    def projection_failures(self) -> list[ProjectionFailure]:
-        """Recent projections that failed after a commit (the commits themselves stand)."""
-        return [] if self._pipeline is None else self._pipeline.failures
+    def outbox(self) -> OutboxStore:
+        """The transactional outbox: status, retries, purge."""
+        return self._require(self._runtime, "outbox").outbox
+
+    @property
+    def relay(self) -> Relay:
+        """The relay that delivers what the fast path could not (also run in the background)."""
+        return self._require(self._runtime, "relay").relay
+
+    @property
+    def follower(self) -> VectorFollower:
+        """Keeps this process's FAISS index in step with the outbox; can rebuild it."""
+        return self._require(self._runtime, "follower").follower
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work; enter it with ``async with``."""
         runtime = self._require(self._runtime, "unit_of_work()")
-        return UnitOfWork(runtime)
+        return UnitOfWork(runtime.unit_of_work)
 
     async def start(self) -> None:
         if self._state is _State.STARTED:
@@ -146,19 +153,18 @@ class DataLayer:
             self._open("postgres", lambda: _clients.open_postgres_pool(config.postgres)),
             self._open("postgres", lambda: _clients.open_engine(config.postgres)),
             self._open("elasticsearch", lambda: _clients.open_elasticsearch(config.elasticsearch)),
-            self._open("faiss", self._vectors.load),
+            self._open("faiss", self._load_snapshot),
             return_exceptions=True,
         )
-        redis_client, pool, engine, elasticsearch, _ = opened
+        redis_client, pool, engine, elasticsearch, snapshot_usable = opened
         self._redis = _value_or_none(redis_client)
         self._postgres = _value_or_none(pool)
         self._engine = _value_or_none(engine)
         self._elasticsearch = _value_or_none(elasticsearch)
         failures = _failures(opened, ["redis", "postgres", "postgres", "elasticsearch", "faiss"])
-        if not failures and self._redis and self._engine and self._elasticsearch:
-            failures = await self._prepare_projections(
-                self._redis, self._engine, self._elasticsearch
-            )
+        if not failures and self._redis and self._postgres and self._engine and self._elasticsearch:
+            clients = Clients(self._redis, self._postgres, self._engine, self._elasticsearch)
+            failures = await self._open_runtime(clients, snapshot_usable is True)
         if failures:
             await self._close_clients()
             self._state = _State.STOPPED
@@ -166,30 +172,22 @@ class DataLayer:
         self._state = _State.STARTED
         logger.info("data layer started")
 
-    async def _prepare_projections(
-        self, redis_client: Redis, engine: AsyncEngine, elasticsearch: AsyncElasticsearch
-    ) -> dict[str, str]:
-        """Build the write path on the open clients; create missing search indices."""
-        config, registry = self._config, self._registry
-        cache = RedisCache(redis_client, config.redis.key_prefix, registry)
-        search = SearchProjection(elasticsearch, config.elasticsearch, registry)
-        vectors = VectorProjection(self._vectors, registry)
+    async def _load_snapshot(self) -> bool:
+        """Load the FAISS snapshot; a corrupt one is reported, then rebuilt from Postgres."""
         try:
-            await self._open("elasticsearch", search.ensure_indices)
-        except Exception as exc:
-            return {"elasticsearch": f"creating search indices failed: {exc}"}
-        self._pipeline = CommitPipeline(Dispatcher([cache, search, vectors]), self._events)
-        self._runtime = UnitOfWorkRuntime(
-            sessionmaker=async_sessionmaker(
-                engine, expire_on_commit=False, sync_session_class=TrackedSession
-            ),
-            registry=registry,
-            cache=cache,
-            search=search,
-            vectors=self._vectors,
-            before_commit=self._pipeline.before_commit,
-            after_commit=self._pipeline.after_commit,
-        )
+            await self._vectors.load()
+        except VectorIndexError as exc:
+            logger.warning("FAISS snapshot unusable (%s); rebuilding from Postgres", exc)
+            return False
+        return True
+
+    async def _open_runtime(self, clients: Clients, snapshot_usable: bool) -> dict[str, str]:
+        runtime = Runtime(self._config, self._registry, self._events, self._vectors, clients)
+        self._runtime = runtime
+        try:
+            await runtime.open(snapshot_usable=snapshot_usable)
+        except StartupError as exc:
+            return exc.failures
         return {}
 
     async def stop(self) -> None:
@@ -198,6 +196,8 @@ class DataLayer:
             return
         was_started = self._state is _State.STARTED
         self._state = _State.STOPPED
+        if self._runtime is not None:
+            await self._runtime.close()
         if was_started:
             await _quietly("faiss snapshot", self._vectors.save())
         await self._close_clients()
@@ -261,6 +261,8 @@ class DataLayer:
             closers.append(_quietly("engine", self._engine.dispose()))
         if self._elasticsearch is not None:
             closers.append(_quietly("elasticsearch", self._elasticsearch.close()))
+        if self._runtime is not None:
+            closers.append(_quietly("background tasks", self._runtime.close()))
         await asyncio.gather(*closers)
         self._redis = self._postgres = self._engine = self._elasticsearch = None
         self._runtime = None

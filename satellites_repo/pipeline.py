@@ -1,54 +1,72 @@
 """What happens around COMMIT: the hooks a unit of work calls before and after it.
 
-Before COMMIT nothing leaves Postgres. After COMMIT the projections are dispatched and
-then the DataEvents are published, automatic ones (in the order entities were first
-touched) before the ones given to ``uow.emit``. Nothing after COMMIT can make the commit
-look failed: failures are logged and kept for a retry.
+Before COMMIT, the changes and the emitted events are written to the outbox in the same
+transaction. After COMMIT, the fast path applies them (projections concurrently, then the
+events in order) and settles the outbox rows; whatever failed stays owed and the relay
+delivers it later. Nothing after COMMIT can make the commit look failed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from satellites_repo.outbox.delivery import deliver
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from satellites_repo.events import DataEvent, EventBus
     from satellites_repo.orm.changeset import Change
-    from satellites_repo.projections import Dispatcher, ProjectionFailure
+    from satellites_repo.outbox.records import OutboxRecord
+    from satellites_repo.outbox.store import OutboxStore
+    from satellites_repo.projections import Dispatcher
 
-__all__ = ["CommitPipeline"]
+__all__ = ["CommitPipeline", "CommitTicket"]
 
 logger = logging.getLogger(__name__)
 
+LOCAL_TARGETS = ("faiss",)
+"""Projections held in each process: applied by the fast path, followed by every instance."""
+
+
+@dataclass(slots=True)
+class CommitTicket:
+    """What one commit wrote to the outbox, handed from before to after COMMIT."""
+
+    records: list[OutboxRecord] = field(default_factory=list)
+
 
 class CommitPipeline:
-    """Dispatches committed changes to the projections and publishes their events."""
+    """Writes the outbox before COMMIT and delivers it right after."""
 
-    def __init__(self, dispatcher: Dispatcher, events: EventBus, *, keep_failures: int = 1000):
+    def __init__(self, dispatcher: Dispatcher, events: EventBus, outbox: OutboxStore) -> None:
         self._dispatcher = dispatcher
         self._events = events
-        self._failures: deque[ProjectionFailure] = deque(maxlen=keep_failures)
+        self._outbox = outbox
 
-    @property
-    def failures(self) -> list[ProjectionFailure]:
-        """The latest projection failures, oldest first."""
-        return list(self._failures)
-
-    async def before_commit(self, session: AsyncSession, changes: list[Change]) -> None:
+    async def before_commit(
+        self, session: AsyncSession, changes: list[Change], emitted: list[DataEvent]
+    ) -> CommitTicket:
         """Runs inside the transaction, after the last flush."""
+        owed = [(change, self._shared_targets(change)) for change in changes]
+        return CommitTicket(await self._outbox.insert(session, owed, emitted))
 
-    async def after_commit(self, changes: list[Change], emitted: list[DataEvent]) -> None:
-        if changes:
-            self._failures.extend(await self._dispatcher.dispatch(changes))
-        await self.publish([change.event() for change in changes] + emitted)
+    async def after_commit(self, ticket: CommitTicket) -> None:
+        if not ticket.records:
+            return
+        try:
+            settlements = await deliver(
+                ticket.records, self._dispatcher, self._events, local_targets=LOCAL_TARGETS
+            )
+            await self._outbox.settle(settlements)
+        except Exception:
+            logger.exception("after-commit delivery failed; the relay will deliver it")
 
-    async def publish(self, events: Sequence[DataEvent]) -> None:
-        for event in events:
-            try:
-                await self._events.publish(event)
-            except Exception:
-                logger.exception("publishing %s (event id %s) failed", event.type, event.id)
+    def _shared_targets(self, change: Change) -> list[str]:
+        return [
+            target
+            for target in self._dispatcher.targets_covering(change)
+            if target not in LOCAL_TARGETS
+        ]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from satellites_repo.events import DataEvent
     from satellites_repo.orm.registry import Registry
     from satellites_repo.orm.repository import Repository
+    from satellites_repo.pipeline import CommitTicket
     from satellites_repo.projections.cache import RedisCache
     from satellites_repo.projections.search import SearchProjection
     from satellites_repo.vectors import VectorIndex
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["TrackedSession", "UnitOfWork", "UnitOfWorkRuntime"]
 
 R = TypeVar("R", bound="Repository[Any]")
+T = TypeVar("T")
 
 _UOW_KEY = "satellites.unit_of_work"
 
@@ -75,8 +77,8 @@ class UnitOfWorkRuntime:
     cache: RedisCache | None
     search: SearchProjection | None
     vectors: VectorIndex
-    before_commit: Callable[[AsyncSession, list[Change]], Awaitable[None]]
-    after_commit: Callable[[list[Change], list[DataEvent]], Awaitable[None]]
+    before_commit: Callable[[AsyncSession, list[Change], list[DataEvent]], Awaitable[CommitTicket]]
+    after_commit: Callable[[CommitTicket], Awaitable[None]]
 
 
 class _State(enum.Enum):
@@ -172,12 +174,11 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Commit, then project and publish; a projection failure never fails the commit."""
         session = self.session
-        await self._translated(self._commit(session))
-        changes, emitted = list(self.changes), self._emitted
+        ticket = await self._translated(self._commit(session))
         self.changes.clear()
         self.flushed = False
         self._emitted = []
-        await self._runtime.after_commit(changes, emitted)
+        await self._runtime.after_commit(ticket)
 
     async def rollback(self) -> None:
         """Roll back; nothing of this transaction is projected or published."""
@@ -186,14 +187,15 @@ class UnitOfWork:
         self.flushed = False
         await self.session.rollback()
 
-    async def _commit(self, session: AsyncSession) -> None:
+    async def _commit(self, session: AsyncSession) -> CommitTicket:
         await session.flush()
-        await self._runtime.before_commit(session, list(self.changes))
+        ticket = await self._runtime.before_commit(session, list(self.changes), self._emitted)
         await session.commit()
+        return ticket
 
-    async def _translated(self, work: Awaitable[None]) -> None:
+    async def _translated(self, work: Awaitable[T]) -> T:
         try:
-            await work
+            return await work
         except StaleDataError as exc:
             await self.rollback()
             raise ConcurrencyError(

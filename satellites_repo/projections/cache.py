@@ -84,7 +84,7 @@ class RedisCache:
         return spec is not None and spec.cache is not None
 
     async def apply(self, changes: Sequence[Change]) -> None:
-        pipe = self._client.pipeline(transaction=False)
+        writes: list[tuple[str, int, bytes, int]] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.cache is None:
@@ -93,15 +93,20 @@ class RedisCache:
                 body, ttl = b"", spec.cache.tombstone_ttl
             else:
                 body, ttl = orjson.dumps(change.payload), spec.cache.ttl
-            await self._guarded_set(
-                keys=[self.key(change.table, change.key)],
-                args=[change.version, body, ttl],
-                client=pipe,
-            )
+            writes.append((self.key(change.table, change.key), change.version, body, ttl))
         try:
-            await pipe.execute()
+            await self._write(writes)
         except CACHE_ERRORS as exc:
             raise ProjectionError("redis", f"cache write failed: {exc}") from exc
+
+    async def _write(self, writes: Sequence[tuple[str, int, bytes, int]]) -> None:
+        """Guarded writes of (key, version, body, ttl), in one pipeline round trip."""
+        if not writes:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key, version, body, ttl in writes:
+                await self._guarded_set(keys=[key], args=[version, body, ttl], client=pipe)
+            await pipe.execute()
 
     async def read(self, spec: EntitySpec, keys: Sequence[str]) -> list[CachedRow | None]:
         """One MGET; ``None`` where the key is absent or unreadable."""
@@ -112,14 +117,12 @@ class RedisCache:
 
     async def fill(self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]]) -> None:
         """Cache rows just read from Postgres, each only if newer than what is there."""
-        if spec.cache is None or not rows:
+        if spec.cache is None:
             return
-        pipe = self._client.pipeline(transaction=False)
-        for key, version, body in rows:
-            await self._guarded_set(
-                keys=[self.key(spec.table, key)], args=[version, body, spec.cache.ttl], client=pipe
-            )
-        await pipe.execute()
+        ttl = spec.cache.ttl
+        await self._write(
+            [(self.key(spec.table, key), version, body, ttl) for key, version, body in rows]
+        )
 
 
 def cache_failure(action: str, table: str, error: Any) -> None:

@@ -31,6 +31,10 @@ class Dispatcher:
     def targets(self) -> list[str]:
         return [projection.name for projection in self._projections]
 
+    def targets_covering(self, change: Change) -> list[str]:
+        """The projections that have something to do for ``change``."""
+        return [projection.name for projection in self._projections if projection.covers(change)]
+
     async def dispatch(
         self, changes: Sequence[Change], targets: Sequence[str] | None = None
     ) -> list[ProjectionFailure]:

@@ -13,8 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from satellites_repo import DataLayer, DataLayerConfig
-from satellites_repo._clients import open_postgres_pool
+from satellites_repo import Base, DataLayer, DataLayerConfig
+from satellites_repo._clients import open_engine, open_postgres_pool
+from tests.integration.models import REPOSITORIES
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -80,14 +81,20 @@ async def _admin_pool(config: DataLayerConfig) -> asyncpg.Pool:
         )
 
 
+async def create_tables(config: DataLayerConfig) -> None:
+    """The library's and the test models' tables, in the test's own schema."""
+    engine = await open_engine(config.postgres)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 async def layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     """A started layer with the test models' repositories and tables."""
-    from satellites_repo import Base
-    from tests.integration.models import Articles, Tags
-
-    async with DataLayer(config, repositories=[Articles, Tags]) as started:
-        async with started.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+    await create_tables(config)
+    async with DataLayer(config, repositories=REPOSITORIES) as started:
         yield started
         await _clean_shared_backends(started, config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy import DateTime, func
 from sqlalchemy.orm import Mapped, mapped_column
@@ -54,3 +55,6 @@ class Tag(Base):
 
 class Tags(Repository[Tag]):
     pass
+
+
+REPOSITORIES: list[type[Repository[Any]]] = [Articles, Tags]

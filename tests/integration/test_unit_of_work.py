@@ -491,8 +491,13 @@ async def test_a_failing_projection_never_fails_the_commit(
     await layer.elasticsearch.indices.close(index=alias)
     (entity,) = await create(layer, article(title="Still committed"))
     assert await layer.postgres.fetchval("SELECT count(*) FROM articles") == 1
-    assert [failure.target for failure in layer.projection_failures] == ["elasticsearch"]
-    assert layer.projection_failures[0].changes[0].key == str(entity.id)
+    owed = await layer.postgres.fetchrow(
+        "SELECT key, pending, last_error FROM satellites_outbox WHERE entity = 'articles'"
+    )
+    assert owed is not None
+    assert (owed["key"], owed["pending"]) == (str(entity.id), ["elasticsearch"])
+    assert "elasticsearch" in owed["last_error"]
+    assert (await layer.outbox.status()).by_target == {"elasticsearch": 1}
     cache_entry = await cached(layer, entity.id)
     assert cache_entry is not None
     assert [e.type for e in events.events] == ["articles.created"]

@@ -1,0 +1,82 @@
+"""Applying outbox rows: projections first, then events, then what is still owed.
+
+The fast path (right after COMMIT) and the relay (for whatever the fast path could not
+finish) deliver rows the same way; only the targets they apply differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from satellites_repo.outbox.records import EVENTS_TARGET, OutboxRecord
+from satellites_repo.outbox.store import Settlement
+
+if TYPE_CHECKING:
+    from satellites_repo.events import EventBus
+    from satellites_repo.projections import Dispatcher
+
+__all__ = ["deliver"]
+
+logger = logging.getLogger(__name__)
+
+
+async def deliver(
+    records: Sequence[OutboxRecord],
+    dispatcher: Dispatcher,
+    events: EventBus,
+    *,
+    local_targets: Sequence[str] = (),
+) -> list[Settlement]:
+    """Apply each row's pending targets (plus ``local_targets``) and publish its event.
+
+    Returns the settlements to record: per group of rows, the targets that failed and
+    why. ``local_targets`` are projections of this process only (FAISS), applied but
+    never owed in the outbox: every process's follower applies them from the log.
+    """
+    failed: dict[int, dict[str, str]] = defaultdict(dict)
+    for pending, group in _by_pending(records).items():
+        changes = [record.change for record in group if record.change is not None]
+        if not changes:
+            continue
+        for failure in await dispatcher.dispatch(changes, targets=[*pending, *local_targets]):
+            if failure.target not in pending:
+                continue
+            missed = {(change.table, change.key) for change in failure.changes}
+            for record in group:
+                if (record.entity, record.key) in missed:
+                    failed[record.seq][failure.target] = failure.error
+    for record in records:
+        if EVENTS_TARGET not in record.pending:
+            continue
+        try:
+            await events.publish(record.event())
+        except Exception as exc:
+            logger.warning("publishing event %s failed: %s", record.event_id, exc)
+            failed[record.seq][EVENTS_TARGET] = f"{type(exc).__name__}: {exc}"
+    return _settlements(records, failed)
+
+
+def _by_pending(records: Sequence[OutboxRecord]) -> dict[tuple[str, ...], list[OutboxRecord]]:
+    groups: dict[tuple[str, ...], list[OutboxRecord]] = defaultdict(list)
+    for record in records:
+        targets = tuple(target for target in record.pending if target != EVENTS_TARGET)
+        groups[targets].append(record)
+    return groups
+
+
+def _settlements(
+    records: Sequence[OutboxRecord], failed: dict[int, dict[str, str]]
+) -> list[Settlement]:
+    grouped: dict[tuple[tuple[str, ...], str | None, int], list[int]] = defaultdict(list)
+    for record in records:
+        errors = failed.get(record.seq, {})
+        remaining = tuple(sorted(errors))
+        error = "; ".join(f"{target}: {errors[target]}" for target in remaining) or None
+        grouped[(remaining, error, record.attempts)].append(record.seq)
+    return [
+        Settlement(tuple(seqs), remaining, error, attempt)
+        for (remaining, error, attempt), seqs in grouped.items()
+    ]

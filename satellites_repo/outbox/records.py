@@ -1,0 +1,87 @@
+"""Outbox rows as values: what was committed, what is still owed to which target."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from satellites_repo.events import DataEvent
+from satellites_repo.orm.changeset import Change, Operation
+
+__all__ = ["EVENTS_TARGET", "OutboxRecord", "event_row_payload"]
+
+EVENTS_TARGET = "events"
+"""The pseudo-target for publishing a row's DataEvent on the bus."""
+
+EVENT_OPERATION = "event"
+"""``operation`` of a row that carries a custom event given to ``uow.emit``."""
+
+
+def event_row_payload(event: DataEvent) -> dict[str, Any]:
+    """A custom event as stored in the outbox, enough to publish it again unchanged."""
+    return {
+        "type": event.type,
+        "resource": event.resource,
+        "key": event.key,
+        "payload": dict(event.payload),
+        "source": event.source,
+        "timestamp": event.timestamp.isoformat(),
+        "version": event.version,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """One outbox row. ``pending`` names the shared targets not yet applied."""
+
+    seq: int
+    event_id: str
+    txid: int
+    entity: str
+    key: str
+    operation: str
+    version: int
+    payload: Mapping[str, Any]
+    pending: tuple[str, ...] = ()
+    attempts: int = 0
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> OutboxRecord:
+        return cls(
+            seq=row["seq"],
+            event_id=str(row["event_id"]),
+            txid=row["txid"],
+            entity=row["entity"],
+            key=row["key"],
+            operation=row["operation"],
+            version=row["version"],
+            payload=row["payload"],
+            pending=tuple(row.get("pending") or ()),
+            attempts=row.get("attempts") or 0,
+        )
+
+    @property
+    def change(self) -> Change | None:
+        """The entity change this row records; ``None`` for a custom event."""
+        if self.operation == EVENT_OPERATION:
+            return None
+        return Change(self.entity, self.key, Operation(self.operation), self.version, self.payload)
+
+    def event(self) -> DataEvent:
+        """The row's DataEvent, with the row's stable id so consumers can de-duplicate."""
+        change = self.change
+        if change is not None:
+            return change.event(self.event_id)
+        stored = self.payload
+        return DataEvent(
+            type=stored["type"],
+            resource=stored["resource"],
+            key=stored["key"],
+            payload=stored["payload"],
+            source=stored["source"],
+            timestamp=dt.datetime.fromisoformat(stored["timestamp"]),
+            version=stored["version"],
+            id=self.event_id,
+        )

@@ -1,0 +1,75 @@
+"""The relay: delivers what the fast path could not, from any process, at least once.
+
+Several relays may run at once (instances of the app, ``satellites outbox relay``): each
+claims disjoint rows with ``FOR UPDATE SKIP LOCKED``; versions keep replays harmless
+and out-of-order delivery from moving a projection backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from satellites_repo.outbox.delivery import deliver
+
+if TYPE_CHECKING:
+    from satellites_repo.config import OutboxConfig
+    from satellites_repo.events import EventBus
+    from satellites_repo.outbox.store import OutboxStore
+    from satellites_repo.projections import Dispatcher
+
+__all__ = ["Relay"]
+
+logger = logging.getLogger(__name__)
+
+
+class Relay:
+    """Claims due outbox rows, applies their pending targets and records the outcome."""
+
+    def __init__(
+        self, store: OutboxStore, dispatcher: Dispatcher, events: EventBus, config: OutboxConfig
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._events = events
+        self._config = config
+
+    async def run_once(self) -> int:
+        """Deliver one batch of due rows; returns how many were claimed."""
+        records = await self._store.claim(self._config.batch_size, self._config.lease_seconds)
+        if records:
+            settlements = await deliver(records, self._dispatcher, self._events)
+            await self._store.settle(settlements)
+            left = sum(len(s.seqs) for s in settlements if s.remaining)
+            logger.info("relay delivered %d row(s), %d still owed", len(records), left)
+        return len(records)
+
+    async def drain(self) -> int:
+        """Deliver until nothing is due; returns the number of rows claimed."""
+        total = 0
+        while claimed := await self.run_once():
+            total += claimed
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop`` is set; a failing pass (Postgres away) waits and retries."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                claimed = await self.run_once()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                claimed = 0
+                logger.warning("relay pass failed (%s); retrying", exc)
+            if claimed == self._config.batch_size:
+                continue
+            pause = (
+                self._config.relay_interval
+                if failures == 0
+                else self._store.backoff_seconds(failures)
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause)

@@ -1,0 +1,326 @@
+"""Reading and writing the outbox: insert in the transaction, settle after it.
+
+Rows are inserted through the unit of work's session (same transaction as the change);
+everything after COMMIT goes through the asyncpg pool in short transactions of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import insert, select, text
+from tenacity import RetryCallState, wait_exponential_jitter
+
+from satellites_repo.orm.codec import json_safe
+from satellites_repo.outbox.records import (
+    EVENT_OPERATION,
+    EVENTS_TARGET,
+    OutboxRecord,
+    event_row_payload,
+)
+from satellites_repo.outbox.table import OUTBOX_CHANNEL, meta_table, outbox_table
+
+if TYPE_CHECKING:
+    import asyncpg
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from satellites_repo.events import DataEvent
+    from satellites_repo.orm.changeset import Change
+
+__all__ = ["OutboxStatus", "OutboxStore", "Settlement"]
+
+_COLUMNS = (
+    "seq, event_id, txid, entity, key, operation, version, "
+    "payload::text AS payload, pending, attempts"
+)
+PURGED_UPTO = "outbox_purged_upto_txid"
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """Targets that failed for some rows after an attempt, and why."""
+
+    seqs: tuple[int, ...]
+    remaining: tuple[str, ...]
+    error: str | None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    pending: int
+    dead: int
+    done: int
+    oldest_pending: dt.datetime | None
+    by_target: Mapping[str, int]
+
+
+class OutboxStore:
+    """The outbox table behind a small API; ``pool`` is the layer's asyncpg pool."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_attempts: int,
+        backoff_initial: float,
+        backoff_max: float,
+        grace_seconds: float,
+    ) -> None:
+        self._pool = pool
+        self._max_attempts = max_attempts
+        self._grace_seconds = grace_seconds
+        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+
+    # -- inside the unit of work's transaction -------------------------------------------
+
+    async def insert(
+        self,
+        session: AsyncSession,
+        changes: Sequence[tuple[Change, Sequence[str]]],
+        emitted: Sequence[DataEvent],
+    ) -> list[OutboxRecord]:
+        """Write one row per change and per custom event; returns them with their seq.
+
+        The rows become due for the relay only after a grace period, so the committing
+        process's own fast path settles them without a relay racing it.
+        """
+        rows = [_change_row(change, targets) for change, targets in changes]
+        rows.extend(_event_row(event) for event in emitted)
+        if not rows:
+            return []
+        due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self._grace_seconds)
+        for row in rows:
+            row["next_attempt_at"] = due
+        statement = insert(outbox_table).returning(
+            outbox_table.c.seq, outbox_table.c.txid, sort_by_parameter_order=True
+        )
+        result = await session.execute(statement, rows)
+        await session.execute(select(text(f"pg_notify('{OUTBOX_CHANNEL}', '')")))
+        return [
+            OutboxRecord(
+                seq=seq,
+                event_id=row["event_id"],
+                txid=txid,
+                entity=row["entity"],
+                key=row["key"],
+                operation=row["operation"],
+                version=row["version"],
+                payload=row["payload"],
+                pending=tuple(row["pending"]),
+                attempts=1,
+            )
+            for (seq, txid), row in zip(result.all(), rows, strict=True)
+        ]
+
+    # -- after COMMIT ----------------------------------------------------------------------
+
+    async def settle(self, settlements: Iterable[Settlement]) -> None:
+        """Record the outcome of one attempt: done rows, or what is still owed and when."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            for settlement in settlements:
+                if not settlement.remaining:
+                    await connection.execute(
+                        "UPDATE satellites_outbox SET pending = '{}', done_at = now(), "
+                        "last_error = NULL WHERE seq = ANY($1::bigint[])",
+                        list(settlement.seqs),
+                    )
+                    continue
+                await connection.execute(
+                    "UPDATE satellites_outbox SET pending = $2::text[], last_error = $3, "
+                    "next_attempt_at = now() + make_interval(secs => $4), "
+                    "dead_at = CASE WHEN attempts >= $5 THEN now() END "
+                    "WHERE seq = ANY($1::bigint[])",
+                    list(settlement.seqs),
+                    list(settlement.remaining),
+                    settlement.error,
+                    self.backoff_seconds(settlement.attempt),
+                    self._max_attempts,
+                )
+
+    def backoff_seconds(self, attempt: int) -> float:
+        """Exponential backoff with jitter (tenacity's), for the given attempt number."""
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        return float(self._backoff(state))
+
+    async def claim(self, limit: int, lease_seconds: float) -> list[OutboxRecord]:
+        """Take up to ``limit`` due rows, oldest first, for ``lease_seconds``.
+
+        ``FOR UPDATE SKIP LOCKED`` lets several relays claim disjoint rows; the lease
+        (a later ``next_attempt_at``) keeps a crashed relay's rows from being lost.
+        """
+        rows = await self._pool.fetch(
+            f"""
+            UPDATE satellites_outbox AS o
+               SET attempts = o.attempts + 1,
+                   next_attempt_at = now() + make_interval(secs => $2)
+              FROM (SELECT seq FROM satellites_outbox
+                     WHERE cardinality(pending) > 0 AND dead_at IS NULL
+                       AND next_attempt_at <= now()
+                     ORDER BY seq
+                     LIMIT $1
+                     FOR UPDATE SKIP LOCKED) AS due
+             WHERE o.seq = due.seq
+         RETURNING {_COLUMNS.replace("seq,", "o.seq,", 1)}
+            """,
+            limit,
+            lease_seconds,
+        )
+        return sorted((_record(row) for row in rows), key=lambda record: record.seq)
+
+    async def follow(
+        self,
+        position: int | None,
+        entities: Sequence[str],
+        apply: Callable[[list[OutboxRecord]], Awaitable[None]],
+        *,
+        page_size: int,
+    ) -> int:
+        """Feed ``apply`` every committed row of ``entities`` from ``position`` on.
+
+        Pages are read in (txid, seq) order inside one snapshot. The position returned is
+        that snapshot's xmin: every transaction below it has finished, so no row below it
+        can appear later. Rows of transactions at or after it are read again next time;
+        applying them twice is harmless (versions).
+        """
+        async with (
+            self._pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            xmin = await connection.fetchval(
+                "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
+            )
+            after = (position or 0, 0)
+            while True:
+                rows = await connection.fetch(
+                    f"SELECT {_COLUMNS} FROM satellites_outbox "
+                    "WHERE txid >= $1 AND (txid, seq) > ($1, $2) AND entity = ANY($3::text[]) "
+                    "ORDER BY txid, seq LIMIT $4",
+                    after[0],
+                    after[1],
+                    list(entities),
+                    page_size,
+                )
+                if rows:
+                    page = [_record(row) for row in rows]
+                    await apply(page)
+                    after = (page[-1].txid, page[-1].seq)
+                if len(rows) < page_size:
+                    return int(xmin)
+
+    async def current_position(self) -> int:
+        """The current snapshot's xmin: every transaction below it has finished."""
+        value = await self._pool.fetchval(
+            "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
+        )
+        return int(value)
+
+    async def purged_upto(self) -> int:
+        value = await self._pool.fetchval(
+            "SELECT value FROM satellites_meta WHERE name = $1", PURGED_UPTO
+        )
+        return int(value or 0)
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def status(self) -> OutboxStatus:
+        row = await self._pool.fetchrow(
+            """
+            SELECT count(*) FILTER (WHERE cardinality(pending) > 0 AND dead_at IS NULL),
+                   count(*) FILTER (WHERE dead_at IS NOT NULL),
+                   count(*) FILTER (WHERE cardinality(pending) = 0),
+                   min(created_at) FILTER (WHERE cardinality(pending) > 0 AND dead_at IS NULL)
+              FROM satellites_outbox
+            """
+        )
+        targets = await self._pool.fetch(
+            "SELECT target, count(*) AS n FROM satellites_outbox, unnest(pending) AS target "
+            "WHERE dead_at IS NULL GROUP BY target ORDER BY target"
+        )
+        assert row is not None
+        return OutboxStatus(
+            pending=row[0],
+            dead=row[1],
+            done=row[2],
+            oldest_pending=row[3],
+            by_target={record["target"]: record["n"] for record in targets},
+        )
+
+    async def retry_dead(self) -> int:
+        """Give dead-lettered rows a fresh set of attempts, due now."""
+        result = await self._pool.execute(
+            "UPDATE satellites_outbox SET dead_at = NULL, attempts = 0, next_attempt_at = now() "
+            "WHERE dead_at IS NOT NULL"
+        )
+        return _affected(result)
+
+    async def retry_now(self) -> int:
+        """Make every pending row due now (after an outage, say)."""
+        result = await self._pool.execute(
+            "UPDATE satellites_outbox SET next_attempt_at = now() "
+            "WHERE cardinality(pending) > 0 AND dead_at IS NULL"
+        )
+        return _affected(result)
+
+    async def purge(self, done_older_than: dt.timedelta) -> int:
+        """Delete settled rows older than the age given; followers behind it must rebuild."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            purged = await connection.fetchrow(
+                "WITH gone AS (DELETE FROM satellites_outbox WHERE cardinality(pending) = 0 "
+                "AND done_at < now() - $1::interval RETURNING txid) "
+                "SELECT count(*), max(txid) FROM gone",
+                done_older_than,
+            )
+            assert purged is not None
+            count, purged_txid = purged
+            if purged_txid is not None:
+                await connection.execute(
+                    f"INSERT INTO {meta_table.name} (name, value) VALUES ($1, $2) "
+                    "ON CONFLICT (name) DO UPDATE SET value = greatest("
+                    f"{meta_table.name}.value, excluded.value)",
+                    PURGED_UPTO,
+                    purged_txid,
+                )
+        return int(count)
+
+
+def _change_row(change: Change, targets: Sequence[str]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "entity": change.table,
+        "key": change.key,
+        "operation": change.operation.value,
+        "version": change.version,
+        "payload": dict(change.payload),
+        "pending": [*targets, EVENTS_TARGET],
+        "attempts": 1,
+    }
+
+
+def _event_row(event: DataEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "entity": event.resource,
+        "key": event.key,
+        "operation": EVENT_OPERATION,
+        "version": event.version or 0,
+        "payload": json_safe(event_row_payload(event)),
+        "pending": [EVENTS_TARGET],
+        "attempts": 1,
+    }
+
+
+def _record(row: asyncpg.Record) -> OutboxRecord:
+    values = dict(row)
+    values["payload"] = orjson.loads(values["payload"])
+    return OutboxRecord.from_row(values)
+
+
+def _affected(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,69 @@
+"""The library's own tables: the outbox and a small key/value of watermarks.
+
+Both live in ``Base.metadata``, so an application's Alembic autogenerate that targets
+``Base.metadata`` includes them; the library's migration creates them.
+
+An outbox row is written in the same transaction as the change it describes. ``seq``
+orders rows; ``txid`` (the writing transaction's id) lets a follower read every committed
+row exactly once in order of completion: rows of transactions older than the snapshot's
+xmin can no longer appear, so a follower's position is an xmin, not a ``seq``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from satellites_repo.orm.base import Base
+
+__all__ = ["OUTBOX_CHANNEL", "meta_table", "outbox_table"]
+
+OUTBOX_CHANNEL = "satellites_outbox"
+"""The NOTIFY channel a commit with outbox rows signals, waking followers at once."""
+
+CURRENT_TXID = text("(pg_current_xact_id()::text)::bigint")
+
+outbox_table = Table(
+    "satellites_outbox",
+    Base.metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", Text, nullable=False, unique=True),
+    Column("txid", BigInteger, nullable=False, server_default=CURRENT_TXID),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("entity", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("pending", ARRAY(Text), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_error", Text),
+    Column("dead_at", DateTime(timezone=True)),
+    Column("done_at", DateTime(timezone=True)),
+    Index(
+        "ix_satellites_outbox_due",
+        "next_attempt_at",
+        postgresql_where=text("cardinality(pending) > 0 AND dead_at IS NULL"),
+    ),
+    Index("ix_satellites_outbox_txid_seq", "txid", "seq"),
+    Index("ix_satellites_outbox_done_at", "done_at"),
+)
+
+meta_table = Table(
+    "satellites_meta",
+    Base.metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

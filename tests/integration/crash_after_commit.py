@@ -1,0 +1,38 @@
+"""Run as a subprocess: commit articles, then die by SIGKILL before anything is projected.
+
+Configuration comes from SATELLITES_* variables set by the test. Prints the committed ids
+(one per line) before dying, so the test knows what must reach every projection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo.pipeline import CommitPipeline, CommitTicket
+from tests.integration.models import REPOSITORIES, Article, Articles
+
+
+async def die_after_commit(self: CommitPipeline, ticket: CommitTicket) -> None:
+    sys.stdout.write("".join(f"{record.key}\n" for record in ticket.records))
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def main(count: int) -> None:
+    CommitPipeline.after_commit = die_after_commit  # type: ignore[method-assign]
+    layer = DataLayer(DataLayerConfig.from_env(), repositories=REPOSITORIES)
+    async with layer, layer.unit_of_work() as uow:
+        articles = [
+            Article(tenant_id="acme", title=f"crash {n}", body="b", embedding=[1.0, n, 0, 0])
+            for n in range(count)
+        ]
+        await uow.repository(Articles).add_many(articles)
+        await uow.commit()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))
