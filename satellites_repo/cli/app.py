@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from satellites_repo.config import DataLayerConfig
+from satellites_repo.cli._common import console, health_table, load_config, settings
+from satellites_repo.cli.db import db_app
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import DataLayer
 from satellites_repo.health import Health
@@ -24,11 +23,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(width=100)
-
-
-class _State:
-    env_file: Path | None = None
 
 
 @app.callback()
@@ -40,32 +34,8 @@ def _configure(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
     """Configuration comes from SATELLITES_* variables (see the README) or --env-file."""
-    _State.env_file = env_file
+    settings.env_file = env_file
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-
-
-def load_config() -> DataLayerConfig:
-    """The configuration for a command; a bad one exits with code 2 and says why."""
-    try:
-        return DataLayerConfig.from_env(_State.env_file)
-    except SatellitesError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def health_table(health: Health) -> Table:
-    table = Table(title="Health", title_justify="left")
-    for column in ("backend", "status", "latency ms", "error"):
-        table.add_column(column)
-    for name, entry in health.details.items():
-        colour = "green" if entry["status"] == "ok" else "red"
-        table.add_row(
-            name,
-            f"[{colour}]{entry['status']}[/{colour}]",
-            f"{entry['latency_ms']:.1f}",
-            entry["error"] or "",
-        )
-    return table
 
 
 @app.command()
@@ -87,6 +57,9 @@ def health() -> None:
     result = asyncio.run(check())
     console.print(health_table(result))
     raise typer.Exit(0 if result.ok else 1)
+
+
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:
