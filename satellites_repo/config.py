@@ -188,12 +188,15 @@ class FaissConfig(_Section):
 class OutboxConfig(_Section):
     """The transactional outbox: how the relay retries and how FAISS follows the log.
 
-    ``grace_seconds``: how long a new row is left to the committing process's fast path
+    ``relay``: run a relay in this process. ``follow``: keep this process's FAISS index
+    in step with the outbox (catch up at start, then follow); off for processes that
+    never query vectors. ``grace_seconds``: how long a new row is left to the fast path
     before a relay may take it. ``lease_seconds``: how long a claimed row stays with its
     relay before another may retry it (a relay that died loses nothing).
     """
 
     relay: bool = True
+    follow: bool = True
     relay_interval: Seconds = 1.0
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     lease_seconds: Seconds = 30.0

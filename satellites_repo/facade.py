@@ -31,6 +31,8 @@ from satellites_repo.orm.unit_of_work import UnitOfWork
 from satellites_repo.outbox.follower import VectorFollower
 from satellites_repo.outbox.relay import Relay
 from satellites_repo.outbox.store import OutboxStore
+from satellites_repo.projections.cache import RedisCache
+from satellites_repo.projections.search import SearchProjection
 from satellites_repo.runtime import Clients, Runtime
 from satellites_repo.vectors import VectorIndex
 
@@ -131,6 +133,16 @@ class DataLayer:
     def relay(self) -> Relay:
         """The relay that delivers what the fast path could not (also run in the background)."""
         return self._require(self._runtime, "relay").relay
+
+    @property
+    def cache_projection(self) -> RedisCache:
+        """The Redis projection (guarded writes, MGET reads) of the registered repositories."""
+        return self._require(self._runtime, "cache_projection").cache
+
+    @property
+    def search_projection(self) -> SearchProjection:
+        """The Elasticsearch projection: aliases, bulk writes, searches."""
+        return self._require(self._runtime, "search_projection").search
 
     @property
     def follower(self) -> VectorFollower:

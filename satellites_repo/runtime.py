@@ -80,6 +80,7 @@ class Runtime:
             backoff_initial=outbox.backoff_initial,
             backoff_max=outbox.backoff_max,
             grace_seconds=outbox.grace_seconds,
+            followed=[spec.table for spec in registry.specs if spec.vectors is not None],
         )
         self.relay = Relay(self.outbox, self.dispatcher, events, outbox)
         self.follower = VectorFollower(
@@ -116,10 +117,11 @@ class Runtime:
             return
         await _named("elasticsearch", self.search.ensure_indices())
         await _named("postgres", self._require_outbox_table())
-        await _named("postgres", self.follower.catch_up(snapshot_usable=snapshot_usable))
+        if self._config.outbox.follow:
+            await _named("postgres", self.follower.catch_up(snapshot_usable=snapshot_usable))
         if self._config.outbox.relay:
             self._spawn("relay", self.relay.run(self._relay_stop))
-        if self.follower.entities:
+        if self._config.outbox.follow and self.follower.entities:
             self._listener = await _clients.open_listener(self._config.postgres)
             self._spawn("faiss follower", self.follower.run(self._listener))
 

@@ -11,6 +11,7 @@ import typer
 
 from satellites_repo.cli._common import console, health_table, load_config, settings
 from satellites_repo.cli.db import db_app
+from satellites_repo.cli.ops import outbox_app, reindex_command, verify_command
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import DataLayer
 from satellites_repo.health import Health
@@ -60,6 +61,9 @@ def health() -> None:
 
 
 app.add_typer(db_app, name="db")
+app.add_typer(outbox_app, name="outbox")
+app.command("reindex")(reindex_command)
+app.command("verify")(verify_command)
 
 
 def main() -> None:

@@ -39,6 +39,10 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
+def _dumps(values: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(values, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with UUIDs, datetimes, decimals and bytes turned into JSON scalars."""
     if value is None or isinstance(value, str | int | float | bool):
@@ -92,13 +96,16 @@ class RowCodec:
         return {name: getattr(entity, name) for name in self.columns}
 
     def dumps(self, entity: object) -> bytes:
-        return orjson.dumps(
-            self.values(entity), default=_default, option=orjson.OPT_SERIALIZE_NUMPY
-        )
+        return _dumps(self.values(entity))
 
     def payload(self, entity: object) -> dict[str, Any]:
         """The entity as JSON-safe data, for events and search documents."""
-        result: dict[str, Any] = orjson.loads(self.dumps(entity))
+        return self.payload_of_values(self.values(entity))
+
+    def payload_of_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Column values (an entity's, or a row's) as JSON-safe data."""
+        row = {name: values[name] for name in self.columns}
+        result: dict[str, Any] = orjson.loads(_dumps(row))
         return result
 
     def key_of(self, entity: object) -> Any:

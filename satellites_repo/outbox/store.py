@@ -71,11 +71,14 @@ class OutboxStore:
         backoff_initial: float,
         backoff_max: float,
         grace_seconds: float,
+        followed: Iterable[str] = (),
     ) -> None:
+        """``followed``: the tables whose rows wake followers (NOTIFY) at commit."""
         self._pool = pool
+        self._followed = frozenset(followed)
         self._max_attempts = max_attempts
         self._grace_seconds = grace_seconds
-        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+        self._backoff = wait_exponential_jitter(multiplier=backoff_initial, max=backoff_max)
 
     # -- inside the unit of work's transaction -------------------------------------------
 
@@ -101,7 +104,8 @@ class OutboxStore:
             outbox_table.c.seq, outbox_table.c.txid, sort_by_parameter_order=True
         )
         result = await session.execute(statement, rows)
-        await session.execute(select(text(f"pg_notify('{OUTBOX_CHANNEL}', '')")))
+        if any(row["entity"] in self._followed for row in rows):
+            await session.execute(select(text(f"pg_notify('{OUTBOX_CHANNEL}', '')")))
         return [
             OutboxRecord(
                 seq=seq,
@@ -118,11 +122,38 @@ class OutboxStore:
             for (seq, txid), row in zip(result.all(), rows, strict=True)
         ]
 
+    async def enqueue(self, owed: Sequence[tuple[Change, Sequence[str]]]) -> int:
+        """Owe changes to targets outside any unit of work (repairs); due at once, no events."""
+        if not owed:
+            return 0
+        rows = [_change_row(change, targets) for change, targets in owed]
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.executemany(
+                "INSERT INTO satellites_outbox "
+                "(event_id, entity, key, operation, version, payload, pending, attempts) "
+                "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::text[], 0)",
+                [
+                    (
+                        row["event_id"],
+                        row["entity"],
+                        row["key"],
+                        row["operation"],
+                        row["version"],
+                        orjson.dumps(row["payload"]).decode(),
+                        [target for target in row["pending"] if target != EVENTS_TARGET],
+                    )
+                    for row in rows
+                ],
+            )
+            await connection.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+        return len(rows)
+
     # -- after COMMIT ----------------------------------------------------------------------
 
     async def settle(self, settlements: Iterable[Settlement]) -> None:
         """Record the outcome of one attempt: done rows, or what is still owed and when."""
-        async with self._pool.acquire() as connection, connection.transaction():
+        # One statement per outcome, each committed on its own: rows are independent.
+        async with self._pool.acquire() as connection:
             for settlement in settlements:
                 if not settlement.remaining:
                     await connection.execute(

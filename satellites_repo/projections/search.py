@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from elasticsearch import ApiError, BadRequestError, TransportError
 
@@ -76,36 +76,73 @@ class SearchProjection:
         if await self._client.indices.exists_alias(name=alias):
             return
         try:
-            await self._client.indices.create(
-                index=f"{alias}-000001",
-                mappings=index.mappings(),
-                settings=dict(index.settings),
-                aliases={alias: {"is_write_index": True}},
-            )
+            await self.create_index(index, f"{alias}-000001", aliased=True)
         except BadRequestError as exc:
             if exc.error != "resource_already_exists_exception":
                 raise
         logger.info("created search index %s-000001 behind alias %s", alias, alias)
 
+    async def create_index(self, index: SearchIndex, name: str, *, aliased: bool) -> None:
+        """Create the concrete index ``name`` with the declared mappings."""
+        aliases = {self.alias(index): {"is_write_index": True}} if aliased else None
+        await self._client.indices.create(
+            index=name, mappings=index.mappings(), settings=dict(index.settings), aliases=aliases
+        )
+
+    async def indices_of(self, index: SearchIndex) -> tuple[list[str], list[str]]:
+        """(indices behind the alias, other indices of this SearchIndex: leftovers)."""
+        alias = self.alias(index)
+        found = await self._client.indices.get(index=f"{alias}-*", allow_no_indices=True)
+        behind = [name for name, info in found.items() if alias in info.get("aliases", {})]
+        return behind, sorted(set(found) - set(behind))
+
+    async def swap_alias(self, index: SearchIndex, new_name: str) -> list[str]:
+        """Point the alias at ``new_name`` in one atomic step; returns the indices it left."""
+        alias = self.alias(index)
+        behind, _ = await self.indices_of(index)
+        actions: list[Mapping[str, Any]] = [
+            {"remove": {"index": name, "alias": alias}} for name in behind
+        ]
+        actions.append({"add": {"index": new_name, "alias": alias, "is_write_index": True}})
+        await self._client.indices.update_aliases(actions=actions)
+        return [name for name in behind if name != new_name]
+
     async def apply(self, changes: Sequence[Change]) -> None:
+        await self.write(changes)
+
+    async def write(
+        self,
+        changes: Sequence[Change],
+        *,
+        into: str | None = None,
+        refresh: Literal["false", "true", "wait_for"] | None = None,
+    ) -> None:
+        """One bulk request; ``into`` names a concrete index to write (a reindex's new one).
+
+        ``refresh`` overrides the configured refresh policy for this request.
+        """
         operations: list[Mapping[str, Any]] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.search is None:
                 continue
-            operations.extend(self._operation(spec.search, change))
+            operations.extend(self._operation(spec.search, change, into))
         if not operations:
             return
         try:
-            response = await self._client.bulk(operations=operations, refresh=self._config.refresh)
+            response = await self._client.bulk(
+                operations=operations, refresh=refresh or self._config.refresh
+            )
         except SEARCH_ERRORS as exc:
             raise ProjectionError("elasticsearch", f"bulk request failed: {exc}") from exc
         if response["errors"]:
             self._raise_item_errors(response["items"])
 
-    def _operation(self, index: SearchIndex, change: Change) -> list[Mapping[str, Any]]:
+    def _operation(
+        self, index: SearchIndex, change: Change, into: str | None
+    ) -> list[Mapping[str, Any]]:
         meta = {
-            "_index": self.alias(index),
+            "_index": into or self.alias(index),
             "_id": change.key,
             "version": change.version,
             "version_type": "external",

@@ -7,6 +7,7 @@ Each test gets its own Postgres schema, Redis key prefix, index prefix and FAISS
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -98,3 +99,15 @@ async def layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     async with DataLayer(config, repositories=REPOSITORIES) as started:
         yield started
         await _clean_shared_backends(started, config)
+
+
+def subprocess_environment(config: DataLayerConfig, **extra: str) -> dict[str, str]:
+    """Variables that give a child process this test's schema, prefixes and dimension."""
+    return {
+        **os.environ,
+        "SATELLITES_POSTGRES__SCHEMA_NAME": config.postgres.schema_name or "",
+        "SATELLITES_REDIS__KEY_PREFIX": config.redis.key_prefix,
+        "SATELLITES_ELASTICSEARCH__INDEX_PREFIX": config.elasticsearch.index_prefix,
+        "SATELLITES_FAISS__DIMENSION": str(config.faiss.dimension),
+        **extra,
+    }

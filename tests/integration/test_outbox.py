@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from satellites_repo import DataEvent, DataLayer, DataLayerConfig
+from tests.integration.conftest import subprocess_environment
 from tests.integration.models import REPOSITORIES, Article, Articles
 from tests.integration.tcp_proxy import TcpProxy
 
@@ -54,10 +54,17 @@ async def cache_versions(layer: DataLayer, keys: list[str]) -> dict[str, int]:
 async def search_versions(layer: DataLayer) -> dict[str, int]:
     alias = f"{layer.config.elasticsearch.index_prefix}articles"
     await layer.elasticsearch.indices.refresh(index=alias)
-    response = await layer.elasticsearch.search(
-        index=alias, size=10_000, version=True, source=False, query={"match_all": {}}
-    )
-    return {hit["_id"]: hit["_version"] for hit in response["hits"]["hits"]}
+    versions: dict[str, int] = {}
+    after: list[Any] | None = None
+    while True:
+        response = await layer.elasticsearch.search(
+            index=alias, size=5000, version=True, source=False, sort=["_doc"], search_after=after
+        )
+        hits = response["hits"]["hits"]
+        if not hits:
+            return versions
+        versions.update((hit["_id"], hit["_version"]) for hit in hits)
+        after = hits[-1]["sort"]
 
 
 async def vector_versions(layer: DataLayer, keys: list[str]) -> dict[str, int]:
@@ -144,15 +151,11 @@ async def test_replayed_events_keep_their_ids(quiet_layer: DataLayer) -> None:
 async def test_killed_after_commit_the_relay_delivers_everything(
     quiet_layer: DataLayer, config: DataLayerConfig
 ) -> None:
-    environment = {
-        **os.environ,
-        "SATELLITES_POSTGRES__SCHEMA_NAME": config.postgres.schema_name or "",
-        "SATELLITES_REDIS__KEY_PREFIX": config.redis.key_prefix,
-        "SATELLITES_ELASTICSEARCH__INDEX_PREFIX": config.elasticsearch.index_prefix,
-        "SATELLITES_FAISS__INDEX_PATH": str(Path(config.faiss.index_path) / "crashed"),
-        "SATELLITES_FAISS__DIMENSION": str(config.faiss.dimension),
-        "SATELLITES_OUTBOX__RELAY": "false",
-    }
+    environment = subprocess_environment(
+        config,
+        SATELLITES_FAISS__INDEX_PATH=str(Path(config.faiss.index_path) / "crashed"),
+        SATELLITES_OUTBOX__RELAY="false",
+    )
     crashed = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -1,0 +1,271 @@
+"""``satellites outbox``, ``reindex`` and ``verify``: operating the projections.
+
+These commands need the application's repositories: ``--repositories myapp.repos:ALL``
+(or ``SATELLITES_REPOSITORIES``) names a module attribute holding a Repository class or a
+list of them; several may be given, comma-separated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from satellites_repo.cli._common import console, load_config
+from satellites_repo.errors import SatellitesError
+from satellites_repo.facade import DataLayer
+from satellites_repo.ops.reindex import TARGETS, count_rows, reindex
+from satellites_repo.ops.verify import Drift, repair, verify
+from satellites_repo.orm.registry import EntitySpec
+from satellites_repo.orm.repository import Repository
+
+__all__ = ["outbox_app", "reindex_command", "verify_command"]
+
+T = TypeVar("T")
+
+outbox_app = typer.Typer(help="The transactional outbox: status, retries, the relay, purging.")
+
+RepositoriesOption = Annotated[
+    str,
+    typer.Option(
+        "--repositories",
+        envvar="SATELLITES_REPOSITORIES",
+        help="module:attribute of the application's repositories (comma-separated).",
+    ),
+]
+OnlyOption = Annotated[
+    str | None, typer.Option("--repository", "-r", help="Only this repository (class name).")
+]
+
+
+def import_repositories(reference: str) -> list[type[Repository[Any]]]:
+    """Resolve ``module:attribute[,module:attribute]`` to repository classes."""
+    found: list[type[Repository[Any]]] = []
+    for part in filter(None, (piece.strip() for piece in reference.split(","))):
+        module_name, _, attribute = part.partition(":")
+        if not attribute:
+            raise typer.BadParameter(f"{part!r} must look like module:attribute")
+        try:
+            value = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise typer.BadParameter(f"cannot load {part!r}: {exc}") from None
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if not (isinstance(item, type) and issubclass(item, Repository)):
+                raise typer.BadParameter(f"{part!r} holds {item!r}, not a Repository class")
+            found.append(item)
+    return found
+
+
+def _with_layer(
+    repositories: str,
+    work: Callable[[DataLayer], Awaitable[T]],
+    *,
+    relay: bool = False,
+    follow: bool = False,
+) -> T:
+    """Run ``work`` on a started layer; by default without background relay or FAISS follower."""
+    config = load_config()
+    config = config.replace(outbox=config.outbox.replace(relay=relay, follow=follow))
+    layer = DataLayer(config, repositories=import_repositories(repositories))
+
+    async def run() -> T:
+        async with layer:
+            return await work(layer)
+
+    try:
+        return asyncio.run(run())
+    except SatellitesError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _selected(layer: DataLayer, only: str | None) -> list[EntitySpec]:
+    specs = [spec for spec in layer.registry.specs if spec.projected]
+    if only is None:
+        return specs
+    chosen = [spec for spec in specs if spec.repository.__name__ == only]
+    if not chosen:
+        names = ", ".join(spec.repository.__name__ for spec in specs)
+        raise typer.BadParameter(f"no projected repository {only!r}; known: {names}")
+    return chosen
+
+
+@outbox_app.command()
+def status(repositories: RepositoriesOption) -> None:
+    """Rows owed, dead-lettered and done, per target."""
+
+    async def read(layer: DataLayer) -> None:
+        state = await layer.outbox.status()
+        table = Table(title="Outbox", title_justify="left")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_row("pending rows", str(state.pending))
+        table.add_row("dead-lettered rows", str(state.dead))
+        table.add_row("settled rows", str(state.done))
+        oldest = state.oldest_pending.isoformat() if state.oldest_pending else "-"
+        table.add_row("oldest pending", oldest)
+        for target, count in state.by_target.items():
+            table.add_row(f"owed to {target}", str(count))
+        console.print(table)
+
+    _with_layer(repositories, read)
+
+
+@outbox_app.command()
+def retry(
+    repositories: RepositoriesOption,
+    dead: Annotated[bool, typer.Option(help="Also revive dead-lettered rows.")] = False,
+) -> None:
+    """Make owed rows due now (and revive dead-lettered ones with --dead)."""
+
+    async def revive(layer: DataLayer) -> None:
+        revived = await layer.outbox.retry_dead() if dead else 0
+        due = await layer.outbox.retry_now()
+        console.print(f"{due} row(s) due now ({revived} revived from the dead letters)")
+
+    _with_layer(repositories, revive)
+
+
+_AGE = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_age(text: str) -> dt.timedelta:
+    match = _AGE.match(text.strip())
+    if match is None:
+        raise typer.BadParameter(f"{text!r} is not an age like 30m, 12h or 7d")
+    amount, unit = int(match[1]), match[2]
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return dt.timedelta(seconds=amount * seconds)
+
+
+@outbox_app.command()
+def purge(
+    repositories: RepositoriesOption,
+    done_older_than: Annotated[
+        str, typer.Option(help="Delete settled rows older than this (30m, 12h, 7d).")
+    ] = "7d",
+) -> None:
+    """Delete settled rows; FAISS snapshots older than them are rebuilt at start."""
+    age = parse_age(done_older_than)
+
+    async def delete(layer: DataLayer) -> None:
+        console.print(f"purged {await layer.outbox.purge(age)} settled row(s)")
+
+    _with_layer(repositories, delete)
+
+
+@outbox_app.command()
+def relay(
+    repositories: RepositoriesOption,
+    once: Annotated[bool, typer.Option(help="Deliver what is due, then exit.")] = False,
+) -> None:
+    """Run a relay in this process (until Ctrl-C), or one pass with --once."""
+
+    async def deliver(layer: DataLayer) -> None:
+        if once:
+            console.print(f"delivered {await layer.relay.drain()} row(s)")
+            return
+        console.print("relay running; Ctrl-C stops it")
+        await asyncio.Event().wait()
+
+    try:
+        _with_layer(repositories, deliver, relay=not once)
+    except KeyboardInterrupt:
+        console.print("relay stopped")
+
+
+def reindex_command(
+    repositories: RepositoriesOption,
+    repository: OnlyOption = None,
+    target: Annotated[str, typer.Option(help=f"One of {', '.join(TARGETS)} or all.")] = "all",
+) -> None:
+    """Rebuild projections from Postgres: a new index behind the alias, no downtime."""
+    targets = list(TARGETS) if target == "all" else [target]
+    if any(name not in TARGETS for name in targets):
+        raise typer.BadParameter(f"unknown target {target!r}; use {', '.join(TARGETS)} or all")
+
+    async def rebuild(layer: DataLayer) -> None:
+        for spec in _selected(layer, repository):
+            total = await count_rows(layer, spec)
+            for name in _declared(spec, targets):
+                await _with_progress(layer, spec, name, total)
+
+    _with_layer(repositories, rebuild, follow="vectors" in targets)
+
+
+def _declared(spec: EntitySpec, targets: Sequence[str]) -> list[str]:
+    declared = {"es": spec.search, "redis": spec.cache, "vectors": spec.vectors}
+    return [name for name in targets if declared[name] is not None]
+
+
+async def _with_progress(layer: DataLayer, spec: EntitySpec, target: str, total: int) -> None:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"{spec.repository.__name__} -> {target}", total=total)
+        report = await reindex(
+            layer, spec, target, progress=lambda done: progress.update(task, completed=done)
+        )
+    extra = f", {report.replayed} replayed, now {report.new_index}" if report.new_index else ""
+    console.print(f"{report.repository} {target}: {report.rows} row(s){extra}")
+
+
+def verify_command(
+    repositories: RepositoriesOption,
+    repository: OnlyOption = None,
+    mend: Annotated[
+        bool, typer.Option("--repair", help="Enqueue outbox rows that mend the drift.")
+    ] = False,
+) -> None:
+    """Compare Postgres with every projection; exit 1 if any drifted (and was not repaired)."""
+
+    async def compare(layer: DataLayer) -> bool:
+        clean = True
+        for spec in _selected(layer, repository):
+            drifts = await verify(layer, spec)
+            console.print(_drift_table(drifts))
+            if all(drift.clean for drift in drifts):
+                continue
+            if mend:
+                owed = await repair(layer, spec, drifts)
+                delivered = await layer.relay.drain()
+                await layer.follower.follow_once()
+                console.print(f"repair: {owed} change(s) enqueued, {delivered} delivered")
+                clean = clean and not any(drift.ahead for drift in drifts)
+            else:
+                clean = False
+        return clean
+
+    if not _with_layer(repositories, compare, follow=True):
+        raise typer.Exit(1)
+
+
+def _drift_table(drifts: Sequence[Drift]) -> Table:
+    table = Table(title="Drift", title_justify="left")
+    for column in ("repository", "target", "checked", "missing", "stale", "ahead", "extra"):
+        table.add_column(
+            column, justify="right" if column not in ("repository", "target") else "left"
+        )
+    for drift in drifts:
+        table.add_row(
+            drift.repository,
+            drift.target,
+            str(drift.checked),
+            str(len(drift.missing)),
+            str(len(drift.stale)),
+            str(len(drift.ahead)),
+            str(len(drift.extra)),
+        )
+    return table

@@ -1,0 +1,1 @@
+"""Operations on a running system: rebuild projections, find and mend drift."""

@@ -1,0 +1,213 @@
+"""Rebuilding projections from Postgres, and finding and mending drift."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+
+from sqlalchemy import insert
+
+from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo.ops.reindex import reindex
+from satellites_repo.ops.verify import repair, verify
+from tests.integration.conftest import subprocess_environment
+from tests.integration.models import Article, Articles
+from tests.integration.test_outbox import (
+    assert_projections_equal_postgres,
+    commit_articles,
+    search_versions,
+)
+
+
+async def bulk_insert_rows(layer: DataLayer, count: int) -> None:
+    """Rows straight into Postgres (no projection), as a table an index is built for."""
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": "acme" if n % 2 else "globex",
+            "title": f"row {n}",
+            "body": "seeded directly",
+            "views": 0,
+            "embedding": [1.0, float(n % 7), 0.0, 1.0],
+            "version": 1,
+        }
+        for n in range(count)
+    ]
+    async with layer.engine.begin() as connection:
+        for start in range(0, count, 5000):
+            await connection.execute(insert(Article), rows[start : start + 5000])
+
+
+async def test_reindex_while_300_commits_land_loses_nothing(layer: DataLayer) -> None:
+    await commit_articles(layer, 50)
+    await bulk_insert_rows(layer, 20_000)
+    spec = layer.registry.spec_of_repository(Articles)
+    alias = layer.search_projection.alias(Articles.search)
+    empty_answers = 0
+    searches = 0
+    finished = asyncio.Event()
+
+    async def search_meanwhile() -> None:
+        nonlocal empty_answers, searches
+        while not finished.is_set():
+            response = await layer.elasticsearch.search(
+                index=alias, query={"match_all": {}}, size=0
+            )
+            searches += 1
+            if response["hits"]["total"]["value"] == 0:
+                empty_answers += 1
+            await asyncio.sleep(0.05)
+
+    async def commit_meanwhile() -> None:
+        existing = await commit_articles(layer, 100, batch=10)
+        for n in range(200):
+            async with layer.unit_of_work() as uow:
+                target = await uow.repository(Articles).get(existing[n % 100].id)
+                assert target is not None
+                target.views += 1
+                await uow.commit()
+
+    async def rebuild() -> None:
+        try:
+            await reindex(layer, spec, "es", batch_size=1000)
+        finally:
+            finished.set()
+
+    await asyncio.gather(rebuild(), commit_meanwhile(), search_meanwhile())
+
+    assert searches > 0
+    assert empty_answers == 0
+    behind, leftovers = await layer.search_projection.indices_of(Articles.search)
+    assert len(behind) == 1
+    assert behind[0] != f"{alias}-000001"
+    assert leftovers == []
+    truth = await layer.postgres.fetch("SELECT id::text AS id, version FROM articles")
+    assert len(truth) == 20_150
+    assert await search_versions(layer) == {row["id"]: row["version"] for row in truth}
+
+
+async def test_an_interrupted_reindex_leaves_no_trace_and_can_run_again(layer: DataLayer) -> None:
+    await commit_articles(layer, 10)
+    spec = layer.registry.spec_of_repository(Articles)
+    alias = layer.search_projection.alias(Articles.search)
+    await layer.elasticsearch.indices.create(index=f"{alias}-20000101000000000000")  # left over
+    report = await reindex(layer, spec, "es")
+    assert report.rows == 10
+    behind, leftovers = await layer.search_projection.indices_of(Articles.search)
+    assert behind == [report.new_index]
+    assert leftovers == []
+    again = await reindex(layer, spec, "es")
+    assert again.rows == 10
+    assert await layer.search_projection.indices_of(Articles.search) == ([again.new_index], [])
+
+
+async def test_reindex_warms_the_cache_and_rebuilds_vectors(layer: DataLayer) -> None:
+    await commit_articles(layer, 20)
+    keys = [key async for key in layer.redis.scan_iter(f"{layer.config.redis.key_prefix}*")]
+    await layer.redis.delete(*keys)
+    await layer.vectors.drop("articles")
+    spec = layer.registry.spec_of_repository(Articles)
+    assert (await reindex(layer, spec, "redis")).rows == 20
+    assert (await reindex(layer, spec, "vectors")).rows == 20
+    await assert_projections_equal_postgres(layer)
+
+
+async def test_verify_finds_drift_and_repair_mends_it(layer: DataLayer) -> None:
+    created = await commit_articles(layer, 6)
+    spec = layer.registry.spec_of_repository(Articles)
+    assert all(drift.clean for drift in await verify(layer, spec))
+
+    alias = layer.search_projection.alias(Articles.search)
+    lost, older, phantom_vector = (str(entity.id) for entity in created[:3])
+    await layer.elasticsearch.delete(index=alias, id=lost, refresh=True)
+    async with layer.unit_of_work() as uow:
+        entity = await uow.repository(Articles).get(created[1].id)
+        assert entity is not None
+        entity.title = "v2"
+        await uow.commit()
+    # The cache and the index missed that update; FAISS lost one vector and gained a stray.
+    await layer.redis.set(f"{layer.config.redis.key_prefix}articles:{older}", b'1:{"title": "v1"}')
+    await layer.elasticsearch.index(
+        index=alias,
+        id=older,
+        document={"title": "v1"},
+        version=1,
+        version_type="external_gte",
+        refresh=True,
+    )
+    await layer.vectors.delete("articles", phantom_vector)
+    stray = str(uuid.uuid4())
+    await layer.vectors.upsert("articles", stray, [0, 0, 1, 1], {"tenant_id": "x"}, version=3)
+    await layer.elasticsearch.index(
+        index=alias,
+        id=stray,
+        document={"title": "ghost"},
+        version=5,
+        version_type="external",
+        refresh=True,
+    )
+
+    drifts = {drift.target: drift for drift in await verify(layer, spec)}
+    assert drifts["es"].missing == [lost]
+    assert drifts["es"].stale == [older]
+    assert drifts["es"].extra == {stray: 5}
+    assert drifts["redis"].stale == [older]
+    assert drifts["vectors"].missing == [phantom_vector]
+    assert drifts["vectors"].extra == {stray: 3}
+
+    assert await repair(layer, spec, list(drifts.values())) == 6
+    await layer.relay.drain()
+    await layer.follower.follow_once()
+    assert all(drift.clean for drift in await verify(layer, spec))
+    await assert_projections_equal_postgres(layer)
+
+
+async def test_the_cli_reports_outbox_status_and_verifies(
+    config: DataLayerConfig, layer: DataLayer
+) -> None:
+    await commit_articles(layer, 3)
+    environment = subprocess_environment(
+        config,
+        SATELLITES_FAISS__INDEX_PATH=f"{config.faiss.index_path}-cli",
+        SATELLITES_REPOSITORIES="tests.integration.models:REPOSITORIES",
+    )
+
+    async def satellites(*arguments: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "satellites_repo.cli",
+            *arguments,
+            env=environment,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(180):
+            output, _ = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, output.decode()
+
+    code, output = await satellites("outbox", "status")
+    assert code == 0, output
+    assert "settled rows" in output
+    code, output = await satellites("verify")
+    assert code == 0, output
+    assert "Drift" in output
+    await layer.elasticsearch.delete(
+        index=layer.search_projection.alias(Articles.search),
+        id=(await layer.postgres.fetchval("SELECT id::text FROM articles LIMIT 1")),
+        refresh=True,
+    )
+    code, output = await satellites("verify", "--repository", "Articles")
+    assert code == 1, output
+    code, output = await satellites("verify", "--repair")
+    assert code == 0, output
+    code, output = await satellites("reindex", "--target", "es")
+    assert code == 0, output
+    assert "Articles es: 3 row(s)" in output
+    code, output = await satellites("outbox", "purge", "--done-older-than", "0s")
+    assert code == 0, output
+    assert "purged" in output
+    code, output = await satellites("reindex", "--target", "nope")
+    assert code == 2, output
