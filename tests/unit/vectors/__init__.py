@@ -1,0 +1,1 @@
+"""Unit tests of ``satellites_repo.vectors`` (a package so its module names stay unique)."""
