@@ -210,7 +210,7 @@ class DataLayer:
         self._state = _State.STOPPED
         if self._runtime is not None:
             await self._runtime.close()
-        if was_started:
+        if was_started and await self._vectors.namespaces():
             await _quietly("faiss snapshot", self._vectors.save())
         await self._close_clients()
         close_bus = getattr(self._events, "close", None)

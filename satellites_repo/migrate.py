@@ -29,12 +29,26 @@ from satellites_repo.config import DataLayerConfig
 from satellites_repo.orm.base import Base
 from satellites_repo.orm.types import Vector
 
-__all__ = ["MIGRATION_LOCK", "VERSION_TABLE", "render_item", "run_alembic_env"]
+__all__ = ["MIGRATION_LOCK", "VERSION_TABLE", "create_tables", "render_item", "run_alembic_env"]
 
 MIGRATION_LOCK = 0x5A7E_11_7E
 """The advisory lock key every migration run holds (one per database)."""
 
 VERSION_TABLE = "alembic_version"
+
+
+async def create_tables(config: DataLayerConfig, metadata: MetaData | None = None) -> None:
+    """Create every table of ``metadata`` (default ``Base.metadata``) that does not exist.
+
+    For tests, demos and quick starts, before ``DataLayer.start()`` (which needs the
+    library's outbox table). Production schemas belong to migrations (``satellites db``).
+    """
+    engine = await open_engine(config.postgres.replace(min_connections=0, max_connections=1))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync((metadata or Base.metadata).create_all)
+    finally:
+        await engine.dispose()
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:

@@ -41,7 +41,8 @@ class Change:
     """One entity's net change in a committed transaction.
 
     ``version`` orders changes of one entity: a delete carries the last version plus one,
-    so it wins over every earlier write in every projection. ``payload`` is the row as
+    so it wins over every earlier write in every projection. It is 0 for a model that is
+    not ``Versioned`` (its events then carry ``version=None``). ``payload`` is the row as
     JSON-safe data (for a delete, the row as it was last seen).
     """
 
@@ -59,7 +60,7 @@ class Change:
             key=self.key,
             payload=self.payload,
             source="postgres",
-            version=self.version,
+            version=self.version or None,
         )
         return event if event_id is None else dataclasses.replace(event, id=event_id)
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from satellites_repo import Base, DataLayer, DataLayerConfig
-from satellites_repo._clients import open_engine, open_postgres_pool
+from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo._clients import open_postgres_pool
+from satellites_repo.migrate import create_tables
 from tests.integration.models import REPOSITORIES
 
 
@@ -80,16 +81,6 @@ async def _admin_pool(config: DataLayerConfig) -> asyncpg.Pool:
             'start the servers with `make services` and load `eval "$(scripts/services env)"`',
             pytrace=False,
         )
-
-
-async def create_tables(config: DataLayerConfig) -> None:
-    """The library's and the test models' tables, in the test's own schema."""
-    engine = await open_engine(config.postgres)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -119,22 +119,16 @@ async def test_verify_finds_drift_and_repair_mends_it(layer: DataLayer) -> None:
     assert all(drift.clean for drift in await verify(layer, spec))
 
     alias = layer.search_projection.alias(Articles.search)
-    lost, older, phantom_vector = (str(entity.id) for entity in created[:3])
-    await layer.elasticsearch.delete(index=alias, id=lost, refresh=True)
-    async with layer.unit_of_work() as uow:
-        entity = await uow.repository(Articles).get(created[1].id)
-        assert entity is not None
-        entity.title = "v2"
-        await uow.commit()
-    # The cache and the index missed that update; FAISS lost one vector and gained a stray.
-    await layer.redis.set(f"{layer.config.redis.key_prefix}articles:{older}", b'1:{"title": "v1"}')
-    await layer.elasticsearch.index(
-        index=alias,
-        id=older,
-        document={"title": "v1"},
-        version=1,
-        version_type="external_gte",
-        refresh=True,
+    older, phantom_vector = (str(entity.id) for entity in created[:2])
+    # A change that never reached Elasticsearch, whose outbox row was then purged.
+    await layer.elasticsearch.indices.close(index=alias)
+    (never_indexed,) = await commit_articles(layer, 1)
+    lost = str(never_indexed.id)
+    await layer.elasticsearch.indices.open(index=alias, wait_for_active_shards="1")
+    await layer.postgres.execute("DELETE FROM satellites_outbox")
+    # A write that bypassed the layer: every projection still holds version 1.
+    await layer.postgres.execute(
+        "UPDATE articles SET title = 'v2', version = 2 WHERE id = $1::uuid", older
     )
     await layer.vectors.delete("articles", phantom_vector)
     stray = str(uuid.uuid4())
@@ -154,9 +148,10 @@ async def test_verify_finds_drift_and_repair_mends_it(layer: DataLayer) -> None:
     assert drifts["es"].extra == {stray: 5}
     assert drifts["redis"].stale == [older]
     assert drifts["vectors"].missing == [phantom_vector]
+    assert drifts["vectors"].stale == [older]
     assert drifts["vectors"].extra == {stray: 3}
 
-    assert await repair(layer, spec, list(drifts.values())) == 6
+    assert await repair(layer, spec, list(drifts.values())) == 7
     await layer.relay.drain()
     await layer.follower.follow_once()
     assert all(drift.clean for drift in await verify(layer, spec))

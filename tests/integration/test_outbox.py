@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from satellites_repo import DataEvent, DataLayer, DataLayerConfig
+from satellites_repo.migrate import create_tables
 from tests.integration.conftest import subprocess_environment
 from tests.integration.models import REPOSITORIES, Article, Articles
 from tests.integration.tcp_proxy import TcpProxy
@@ -99,7 +100,6 @@ def relay_off(config: DataLayerConfig) -> DataLayerConfig:
 @pytest.fixture
 async def quiet_layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     """A layer whose background relay is off, so a test decides when the relay runs."""
-    from tests.integration.conftest import create_tables
 
     await create_tables(config)
     async with DataLayer(relay_off(config), repositories=REPOSITORIES) as layer:
@@ -199,7 +199,6 @@ async def proxied(config: DataLayerConfig) -> AsyncIterator[dict[str, TcpProxy]]
 async def proxied_layer(
     config: DataLayerConfig, proxied: dict[str, TcpProxy]
 ) -> AsyncIterator[DataLayer]:
-    from tests.integration.conftest import create_tables
 
     await create_tables(config)
     through_proxies = relay_off(config).replace(
@@ -352,7 +351,6 @@ def _truncate_every_file(folder: Path) -> int:
 
 
 async def test_a_corrupt_snapshot_is_rebuilt_from_postgres(config: DataLayerConfig) -> None:
-    from tests.integration.conftest import create_tables
 
     await create_tables(config)
     async with DataLayer(config, repositories=REPOSITORIES) as first:
@@ -366,7 +364,6 @@ async def test_a_corrupt_snapshot_is_rebuilt_from_postgres(config: DataLayerConf
 
 
 async def test_a_restart_follows_from_the_snapshot_position(config: DataLayerConfig) -> None:
-    from tests.integration.conftest import create_tables
 
     await create_tables(config)
     async with DataLayer(config, repositories=REPOSITORIES) as first:

@@ -1,0 +1,1 @@
+"""Example applications built on satellites; ``satellites demo`` runs the knowledge base."""
