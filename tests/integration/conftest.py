@@ -17,6 +17,7 @@ import pytest
 from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo._clients import open_postgres_pool
 from satellites_repo.migrate import create_tables
+from satellites_repo.testing import purge_prefixes
 from tests.integration.models import REPOSITORIES
 
 
@@ -47,6 +48,7 @@ async def config(unique: str, tmp_path: Path) -> AsyncIterator[DataLayerConfig]:
         )
         yield config
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await purge_prefixes(config)  # keys and indices, whichever layer made them
     finally:
         await admin.close()
 
@@ -55,19 +57,6 @@ async def config(unique: str, tmp_path: Path) -> AsyncIterator[DataLayerConfig]:
 async def data(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     async with DataLayer(config) as layer:
         yield layer
-        await _clean_shared_backends(layer, config)
-
-
-async def _clean_shared_backends(layer: DataLayer, config: DataLayerConfig) -> None:
-    keys = [key async for key in layer.redis.scan_iter(f"{config.redis.key_prefix}*")]
-    if keys:
-        await layer.redis.delete(*keys)
-    # Wildcard deletes are refused (destructive_requires_name): name each index.
-    indices = await layer.elasticsearch.indices.get(
-        index=f"{config.elasticsearch.index_prefix}*", allow_no_indices=True
-    )
-    if indices:
-        await layer.elasticsearch.indices.delete(index=",".join(indices))
 
 
 async def _admin_pool(config: DataLayerConfig) -> asyncpg.Pool:
@@ -89,7 +78,6 @@ async def layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     await create_tables(config)
     async with DataLayer(config, repositories=REPOSITORIES) as started:
         yield started
-        await _clean_shared_backends(started, config)
 
 
 def subprocess_environment(config: DataLayerConfig, **extra: str) -> dict[str, str]:

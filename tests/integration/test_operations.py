@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy import insert
 
 from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo.migrate import create_tables
 from satellites_repo.ops.reindex import reindex
 from satellites_repo.ops.verify import repair, verify
 from tests.integration.conftest import subprocess_environment
-from tests.integration.models import Article, Articles
+from tests.integration.models import REPOSITORIES, Article, Articles
 from tests.integration.test_outbox import (
     assert_projections_equal_postgres,
     commit_articles,
@@ -39,11 +42,22 @@ async def bulk_insert_rows(layer: DataLayer, count: int) -> None:
             await connection.execute(insert(Article), rows[start : start + 5000])
 
 
-async def test_reindex_while_300_commits_land_loses_nothing(layer: DataLayer) -> None:
+@pytest.fixture
+async def unrefreshed_layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
+    """Commits return without waiting for Elasticsearch's refresh (as in production)."""
+    await create_tables(config)
+    fast = config.replace(elasticsearch=config.elasticsearch.replace(refresh="false"))
+    async with DataLayer(fast, repositories=REPOSITORIES) as started:
+        yield started
+
+
+async def test_reindex_while_300_commits_land_loses_nothing(unrefreshed_layer: DataLayer) -> None:
+    layer = unrefreshed_layer
     await commit_articles(layer, 50)
     await bulk_insert_rows(layer, 20_000)
     spec = layer.registry.spec_of_repository(Articles)
     alias = layer.search_projection.alias(Articles.search)
+    await layer.elasticsearch.indices.refresh(index=alias)  # the 50 committed are searchable
     empty_answers = 0
     searches = 0
     finished = asyncio.Event()
