@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 import redis.asyncio as redis
 from elasticsearch import AsyncElasticsearch
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from satellites_repo.config import ElasticsearchConfig, PostgresConfig, RedisConfig
+from satellites_repo.orm.codec import json_default
 
 __all__ = [
     "check_elasticsearch",
@@ -120,10 +122,17 @@ async def open_engine(config: PostgresConfig) -> AsyncEngine:
         sqlalchemy_url(config),
         pool_size=config.max_connections,
         max_overflow=0,
-        pool_pre_ping=True,
+        pool_pre_ping=config.pre_ping,
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
         connect_args={"timeout": config.timeout, "server_settings": _server_settings(config)},
     )
     return await _proven(engine, _connect_once, engine.dispose)
+
+
+def json_text(value: Any) -> str:
+    """JSON columns through orjson (several times faster than the standard library)."""
+    return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 async def _connect_once(engine: AsyncEngine) -> None:

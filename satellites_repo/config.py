@@ -100,7 +100,12 @@ class RedisConfig(_Section):
 
 
 class PostgresConfig(_Section):
-    """The source of truth. ``schema_name`` sets the search_path (tests use one per test)."""
+    """The source of truth. ``schema_name`` sets the search_path (tests use one per test).
+
+    ``pre_ping`` tests each pooled connection before use: one more round trip per unit of
+    work. Off by default: a connection broken by a server restart fails once, is
+    discarded, and the pool reconnects.
+    """
 
     host: str = "localhost"
     port: Port = 5432
@@ -111,6 +116,7 @@ class PostgresConfig(_Section):
     max_connections: Annotated[int, Field(ge=1)] = 10
     schema_name: str | None = None
     timeout: Seconds = 10.0
+    pre_ping: bool = False
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> Self:

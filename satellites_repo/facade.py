@@ -129,6 +129,10 @@ class DataLayer:
         """The transactional outbox: status, retries, purge."""
         return self._require(self._runtime, "outbox").outbox
 
+    async def settled(self) -> None:
+        """Wait until the outbox marks of every commit so far are written (tests, shutdown)."""
+        await self._require(self._runtime, "settled()").settler.settled()
+
     @property
     def relay(self) -> Relay:
         """The relay that delivers what the fast path could not (also run in the background)."""

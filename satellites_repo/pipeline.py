@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
     from satellites_repo.events import DataEvent, EventBus
     from satellites_repo.orm.changeset import Change
+    from satellites_repo.outbox.follower import VectorFollower
     from satellites_repo.outbox.records import OutboxRecord
+    from satellites_repo.outbox.settler import Settler
     from satellites_repo.outbox.store import OutboxStore
     from satellites_repo.projections import Dispatcher
 
@@ -41,10 +43,19 @@ class CommitTicket:
 class CommitPipeline:
     """Writes the outbox before COMMIT and delivers it right after."""
 
-    def __init__(self, dispatcher: Dispatcher, events: EventBus, outbox: OutboxStore) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        events: EventBus,
+        outbox: OutboxStore,
+        settler: Settler,
+        follower: VectorFollower,
+    ) -> None:
         self._dispatcher = dispatcher
         self._events = events
         self._outbox = outbox
+        self._settler = settler
+        self._follower = follower
 
     async def before_commit(
         self, session: AsyncSession, changes: list[Change], emitted: list[DataEvent]
@@ -57,12 +68,16 @@ class CommitPipeline:
         if not ticket.records:
             return
         try:
-            settlements = await deliver(
+            delivery = await deliver(
                 ticket.records, self._dispatcher, self._events, local_targets=LOCAL_TARGETS
             )
-            await self._outbox.settle(settlements)
         except Exception:
             logger.exception("after-commit delivery failed; the relay will deliver it")
+            return
+        if not delivery.local_failures:
+            # This process's FAISS has the commit: its follower need not read it back.
+            self._follower.skip(ticket.records[0].txid)
+        self._settler.submit(delivery.settlements)
 
     def _shared_targets(self, change: Change) -> list[str]:
         return [

@@ -22,6 +22,7 @@ from satellites_repo.errors import StartupError
 from satellites_repo.orm.unit_of_work import TrackedSession, UnitOfWorkRuntime
 from satellites_repo.outbox.follower import VectorFollower
 from satellites_repo.outbox.relay import Relay
+from satellites_repo.outbox.settler import Settler
 from satellites_repo.outbox.store import OutboxStore
 from satellites_repo.outbox.table import outbox_table
 from satellites_repo.pipeline import CommitPipeline
@@ -92,7 +93,8 @@ class Runtime:
             page_size=outbox.batch_size,
             poll_interval=outbox.follow_interval,
         )
-        pipeline = CommitPipeline(self.dispatcher, events, self.outbox)
+        self.settler = Settler(self.outbox)
+        pipeline = CommitPipeline(self.dispatcher, events, self.outbox, self.settler, self.follower)
         self.unit_of_work = UnitOfWorkRuntime(
             sessionmaker=async_sessionmaker(
                 clients.engine, expire_on_commit=False, sync_session_class=TrackedSession
@@ -113,6 +115,7 @@ class Runtime:
 
         Raises ``StartupError`` naming the backend at fault.
         """
+        self.settler.start()
         if not self._registry.specs:
             return
         await _named("elasticsearch", self.search.ensure_indices())
@@ -133,6 +136,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.settler.close()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_satellites_outbox")),
         sa.UniqueConstraint("event_id", name=op.f("uq_satellites_outbox_event_id")),
     )
+    op.execute("ALTER TABLE satellites_outbox ALTER COLUMN payload SET COMPRESSION lz4")
     op.create_index("ix_satellites_outbox_done_at", "satellites_outbox", ["done_at"])
     op.create_index(
         "ix_satellites_outbox_due",

@@ -22,12 +22,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.session import make_transient_to_detached
 from typing_extensions import TypedDict
 
-__all__ = ["RowCodec", "json_safe"]
+__all__ = ["RowCodec", "json_default", "json_safe"]
 
 T = TypeVar("T")
 
 
-def _default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, uuid.UUID):  # e.g. asyncpg's own UUID subclass, which orjson skips
         return str(value)
     if isinstance(value, decimal.Decimal):
@@ -40,7 +40,7 @@ def _default(value: Any) -> Any:
 
 
 def _dumps(values: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(values, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(values, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def json_safe(value: Any) -> Any:
@@ -57,7 +57,7 @@ def json_safe(value: Any) -> Any:
         return {str(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(item) for item in value]
-    return _default(value)
+    return json_default(value)
 
 
 def _python_type(column_type: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from satellites_repo.outbox.records import EVENTS_TARGET, OutboxRecord
@@ -18,9 +19,17 @@ if TYPE_CHECKING:
     from satellites_repo.events import EventBus
     from satellites_repo.projections import Dispatcher
 
-__all__ = ["deliver"]
+__all__ = ["Delivery", "deliver"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one delivery achieved: settlements to record, local targets that failed."""
+
+    settlements: list[Settlement]
+    local_failures: frozenset[str]
 
 
 async def deliver(
@@ -29,20 +38,22 @@ async def deliver(
     events: EventBus,
     *,
     local_targets: Sequence[str] = (),
-) -> list[Settlement]:
+) -> Delivery:
     """Apply each row's pending targets (plus ``local_targets``) and publish its event.
 
-    Returns the settlements to record: per group of rows, the targets that failed and
-    why. ``local_targets`` are projections of this process only (FAISS), applied but
-    never owed in the outbox: every process's follower applies them from the log.
+    Returns the settlements to record (per group of rows, the targets that failed and
+    why) and which ``local_targets`` failed. Those are projections of this process only
+    (FAISS), applied but never owed in the outbox: every process's follower applies them.
     """
     failed: dict[int, dict[str, str]] = defaultdict(dict)
+    local_failures: set[str] = set()
     for pending, group in _by_pending(records).items():
         changes = [record.change for record in group if record.change is not None]
         if not changes:
             continue
         for failure in await dispatcher.dispatch(changes, targets=[*pending, *local_targets]):
             if failure.target not in pending:
+                local_failures.add(failure.target)
                 continue
             missed = {(change.table, change.key) for change in failure.changes}
             for record in group:
@@ -56,7 +67,7 @@ async def deliver(
         except Exception as exc:
             logger.warning("publishing event %s failed: %s", record.event_id, exc)
             failed[record.seq][EVENTS_TARGET] = f"{type(exc).__name__}: {exc}"
-    return _settlements(records, failed)
+    return Delivery(_settlements(records, failed), frozenset(local_failures))
 
 
 def _by_pending(records: Sequence[OutboxRecord]) -> dict[tuple[str, ...], list[OutboxRecord]]:

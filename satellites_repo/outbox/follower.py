@@ -55,6 +55,12 @@ class VectorFollower:
         self._page_size = page_size
         self._poll_interval = poll_interval
         self._lock = asyncio.Lock()
+        self._applied: set[int] = set()
+
+    def skip(self, txid: int) -> None:
+        """A transaction this process's fast path already applied to its own index."""
+        if self._specs:
+            self._applied.add(txid)
 
     @property
     def entities(self) -> list[str]:
@@ -113,9 +119,15 @@ class VectorFollower:
         if not self._specs:
             return
         async with self._lock:
-            self._index.checkpoint = await self._store.follow(
-                self._index.checkpoint, self.entities, self._apply, page_size=self._page_size
+            position = await self._store.follow(
+                self._index.checkpoint,
+                self.entities,
+                self._apply,
+                page_size=self._page_size,
+                skip=sorted(self._applied),
             )
+            self._index.checkpoint = position
+            self._applied = {txid for txid in self._applied if txid >= position}
 
     async def _apply(self, records: list[OutboxRecord]) -> None:
         changes = [record.change for record in records if record.change is not None]

@@ -40,7 +40,7 @@ class Relay:
         """Deliver one batch of due rows; returns how many were claimed."""
         records = await self._store.claim(self._config.batch_size, self._config.lease_seconds)
         if records:
-            settlements = await deliver(records, self._dispatcher, self._events)
+            settlements = (await deliver(records, self._dispatcher, self._events)).settlements
             await self._store.settle(settlements)
             left = sum(len(s.seqs) for s in settlements if s.remaining)
             logger.info("relay delivered %d row(s), %d still owed", len(records), left)

@@ -212,13 +212,15 @@ class OutboxStore:
         apply: Callable[[list[OutboxRecord]], Awaitable[None]],
         *,
         page_size: int,
+        skip: Sequence[int] = (),
     ) -> int:
         """Feed ``apply`` every committed row of ``entities`` from ``position`` on.
 
         Pages are read in (txid, seq) order inside one snapshot. The position returned is
         that snapshot's xmin: every transaction below it has finished, so no row below it
         can appear later. Rows of transactions at or after it are read again next time;
-        applying them twice is harmless (versions).
+        applying them twice is harmless (versions). Rows of the ``skip`` transactions
+        (already applied by this process) are not read at all.
         """
         async with (
             self._pool.acquire() as connection,
@@ -232,11 +234,12 @@ class OutboxStore:
                 rows = await connection.fetch(
                     f"SELECT {_COLUMNS} FROM satellites_outbox "
                     "WHERE txid >= $1 AND (txid, seq) > ($1, $2) AND entity = ANY($3::text[]) "
-                    "ORDER BY txid, seq LIMIT $4",
+                    "AND txid <> ALL($5::bigint[]) ORDER BY txid, seq LIMIT $4",
                     after[0],
                     after[1],
                     list(entities),
                     page_size,
+                    list(skip),
                 )
                 if rows:
                     page = [_record(row) for row in rows]

@@ -29,8 +29,9 @@ __all__ = ["CachedRow", "RedisCache"]
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] the row's key; ARGV: version, JSON body ("" for a tombstone), TTL seconds.
-# Only the head of the stored value is read: the version is all the guard needs.
+# KEYS[1] the row's key; ARGV: version, the value to store ("<version>:<json>", built by
+# the client so Lua never copies the body), TTL seconds. Only the head of the stored value
+# is read: the version is all the guard needs.
 _GUARDED_SET = """
 local head = redis.call('GETRANGE', KEYS[1], 0, 20)
 if head ~= '' then
@@ -39,7 +40,7 @@ if head ~= '' then
     return 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
@@ -105,7 +106,8 @@ class RedisCache:
             return
         async with self._client.pipeline(transaction=False) as pipe:
             for key, version, body, ttl in writes:
-                await self._guarded_set(keys=[key], args=[version, body, ttl], client=pipe)
+                value = b"%d:%s" % (version, body)
+                await self._guarded_set(keys=[key], args=[version, value, ttl], client=pipe)
             await pipe.execute()
 
     async def read(self, spec: EntitySpec, keys: Sequence[str]) -> list[CachedRow | None]:

@@ -31,6 +31,7 @@ async def commit_articles(layer: DataLayer, count: int, batch: int = 100) -> lis
             entities = [article(n) for n in range(start, min(start + batch, count))]
             created.extend(await uow.repository(Articles).add_many(entities))
             await uow.commit()
+    await layer.settled()
     return created
 
 
@@ -138,6 +139,7 @@ async def test_replayed_events_keep_their_ids(quiet_layer: DataLayer) -> None:
             )
         )
         await uow.commit()
+    await quiet_layer.settled()
     first = [(event.id, event.type) for event in seen]
     # Owe the events again, as if the publishing process had died before settling.
     await quiet_layer.postgres.execute("UPDATE satellites_outbox SET pending = '{events}'")
@@ -226,6 +228,7 @@ async def test_elasticsearch_down_for_500_commits_then_catching_up(
             else:
                 await uow.repository(Articles).add(article(n))
             await uow.commit()
+    await layer.settled()
     status = await layer.outbox.status()
     assert status.by_target == {"elasticsearch": 500}
     assert await layer.postgres.fetchval("SELECT count(*) FROM articles") == 420
@@ -252,6 +255,7 @@ async def test_redis_down_reads_fall_back_and_writes_commit(
         loaded.title = "changed while Redis was down"
         await articles.add(article(99))
         await uow.commit()
+    await layer.settled()
     assert (await layer.outbox.status()).by_target == {"redis": 2}
 
     await proxied["redis"].restore()

@@ -490,6 +490,7 @@ async def test_a_failing_projection_never_fails_the_commit(
     alias = f"{layer.config.elasticsearch.index_prefix}articles"
     await layer.elasticsearch.indices.close(index=alias)
     (entity,) = await create(layer, article(title="Still committed"))
+    await layer.settled()
     assert await layer.postgres.fetchval("SELECT count(*) FROM articles") == 1
     owed = await layer.postgres.fetchrow(
         "SELECT key, pending, last_error FROM satellites_outbox WHERE entity = 'articles'"
