@@ -62,7 +62,17 @@ class CommitPipeline:
     ) -> CommitTicket:
         """Runs inside the transaction, after the last flush."""
         owed = [(change, self._shared_targets(change)) for change in changes]
-        return CommitTicket(await self._outbox.insert(session, owed, emitted))
+        records = await self._outbox.insert(session, owed, emitted)
+        if records:
+            # Before COMMIT, or the NOTIFY could wake the follower first: this process's
+            # fast path applies its own FAISS changes (given back if that fails).
+            self._follower.claim(records[0].txid)
+        return CommitTicket(records)
+
+    async def commit_failed(self, ticket: CommitTicket) -> None:
+        """COMMIT raised: whatever happened to the transaction, followers must see it."""
+        if ticket.records:
+            self._follower.release(ticket.records[0].txid)
 
     async def after_commit(self, ticket: CommitTicket) -> None:
         if not ticket.records:
@@ -73,10 +83,12 @@ class CommitPipeline:
             )
         except Exception:
             logger.exception("after-commit delivery failed; the relay will deliver it")
+            self._follower.release(ticket.records[0].txid)
             return
-        if not delivery.local_failures:
-            # This process's FAISS has the commit: its follower need not read it back.
-            self._follower.skip(ticket.records[0].txid)
+        if delivery.local_failures:
+            self._follower.release(ticket.records[0].txid)
+        else:
+            self._follower.applied(ticket.records[0].txid)
         self._settler.submit(delivery.settlements)
 
     def _shared_targets(self, change: Change) -> list[str]:

@@ -104,6 +104,7 @@ class Runtime:
             search=self.search,
             vectors=vectors,
             before_commit=pipeline.before_commit,
+            commit_failed=pipeline.commit_failed,
             after_commit=pipeline.after_commit,
         )
         self._listener: asyncpg.Connection | None = None

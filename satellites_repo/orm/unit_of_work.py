@@ -78,6 +78,7 @@ class UnitOfWorkRuntime:
     search: SearchProjection | None
     vectors: VectorIndex
     before_commit: Callable[[AsyncSession, list[Change], list[DataEvent]], Awaitable[CommitTicket]]
+    commit_failed: Callable[[CommitTicket], Awaitable[None]]
     after_commit: Callable[[CommitTicket], Awaitable[None]]
 
 
@@ -190,7 +191,11 @@ class UnitOfWork:
     async def _commit(self, session: AsyncSession) -> CommitTicket:
         await session.flush()
         ticket = await self._runtime.before_commit(session, list(self.changes), self._emitted)
-        await session.commit()
+        try:
+            await session.commit()
+        except BaseException:
+            await self._runtime.commit_failed(ticket)
+            raise
         return ticket
 
     async def _translated(self, work: Awaitable[T]) -> T:

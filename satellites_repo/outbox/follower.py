@@ -55,12 +55,26 @@ class VectorFollower:
         self._page_size = page_size
         self._poll_interval = poll_interval
         self._lock = asyncio.Lock()
+        # Transactions this process's fast path applies to its own index itself: their rows
+        # are not read back. ``_claimed`` ones are still being applied (or committed) and
+        # hold the position back, so that one given back is still followed.
+        self._claimed: set[int] = set()
         self._applied: set[int] = set()
 
-    def skip(self, txid: int) -> None:
-        """A transaction this process's fast path already applied to its own index."""
+    def claim(self, txid: int) -> None:
+        """Before COMMIT: this process will apply the transaction's vectors itself."""
         if self._specs:
+            self._claimed.add(txid)
+
+    def applied(self, txid: int) -> None:
+        """The fast path applied it."""
+        if txid in self._claimed:
+            self._claimed.discard(txid)
             self._applied.add(txid)
+
+    def release(self, txid: int) -> None:
+        """The commit or the fast path failed: follow the transaction like any other."""
+        self._claimed.discard(txid)
 
     @property
     def entities(self) -> list[str]:
@@ -119,13 +133,16 @@ class VectorFollower:
         if not self._specs:
             return
         async with self._lock:
+            claimed = set(self._claimed)
             position = await self._store.follow(
                 self._index.checkpoint,
                 self.entities,
                 self._apply,
                 page_size=self._page_size,
-                skip=sorted(self._applied),
+                skip=sorted(self._applied | claimed),
             )
+            if claimed:
+                position = min(position, *claimed)
             self._index.checkpoint = position
             self._applied = {txid for txid in self._applied if txid >= position}
 

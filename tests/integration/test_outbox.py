@@ -380,3 +380,25 @@ async def test_a_restart_follows_from_the_snapshot_position(config: DataLayerCon
         await commit_articles(elsewhere, 7)
     async with DataLayer(config, repositories=REPOSITORIES) as restarted:
         assert await restarted.vectors.count("articles") == 12
+
+
+async def test_a_failed_local_vector_apply_is_followed_later(
+    layer: DataLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = layer.vectors.upsert_many
+    calls = 0
+
+    async def fails_once(*args: Any, **kwargs: Any) -> list[bool]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("FAISS hiccup")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(layer.vectors, "upsert_many", fails_once)
+    (created,) = await commit_articles(layer, 1)
+    await layer.follower.follow_once()
+    record = await layer.vectors.get("articles", str(created.id))
+    assert record is not None
+    assert record.version == 1
+    assert calls == 2
