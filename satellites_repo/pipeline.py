@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from satellites_repo.orm.changeset import Change
     from satellites_repo.outbox.follower import VectorFollower
     from satellites_repo.outbox.records import OutboxRecord
+    from satellites_repo.outbox.rehydrate import Rehydrator
     from satellites_repo.outbox.settler import Settler
     from satellites_repo.outbox.store import OutboxStore
     from satellites_repo.projections import Dispatcher
@@ -50,7 +51,9 @@ class CommitPipeline:
         outbox: OutboxStore,
         settler: Settler,
         follower: VectorFollower,
+        rehydrator: Rehydrator,
     ) -> None:
+        self._rehydrator = rehydrator
         self._dispatcher = dispatcher
         self._events = events
         self._outbox = outbox
@@ -79,7 +82,11 @@ class CommitPipeline:
             return
         try:
             delivery = await deliver(
-                ticket.records, self._dispatcher, self._events, local_targets=LOCAL_TARGETS
+                ticket.records,
+                self._dispatcher,
+                self._events,
+                self._rehydrator,
+                local_targets=LOCAL_TARGETS,
             )
         except Exception:
             logger.exception("after-commit delivery failed; the relay will deliver it")

@@ -21,6 +21,7 @@ from satellites_repo import _clients
 from satellites_repo.errors import StartupError
 from satellites_repo.orm.unit_of_work import TrackedSession, UnitOfWorkRuntime
 from satellites_repo.outbox.follower import VectorFollower
+from satellites_repo.outbox.rehydrate import Rehydrator
 from satellites_repo.outbox.relay import Relay
 from satellites_repo.outbox.settler import Settler
 from satellites_repo.outbox.store import OutboxStore
@@ -83,10 +84,12 @@ class Runtime:
             grace_seconds=outbox.grace_seconds,
             followed=[spec.table for spec in registry.specs if spec.vectors is not None],
         )
-        self.relay = Relay(self.outbox, self.dispatcher, events, outbox)
+        rehydrator = Rehydrator(clients.engine, registry)
+        self.relay = Relay(self.outbox, self.dispatcher, events, rehydrator, outbox)
         self.follower = VectorFollower(
             store=self.outbox,
             projection=self.vector_projection,
+            rehydrator=rehydrator,
             index=vectors,
             registry=registry,
             engine=clients.engine,
@@ -94,7 +97,9 @@ class Runtime:
             poll_interval=outbox.follow_interval,
         )
         self.settler = Settler(self.outbox)
-        pipeline = CommitPipeline(self.dispatcher, events, self.outbox, self.settler, self.follower)
+        pipeline = CommitPipeline(
+            self.dispatcher, events, self.outbox, self.settler, self.follower, rehydrator
+        )
         self.unit_of_work = UnitOfWorkRuntime(
             sessionmaker=async_sessionmaker(
                 clients.engine, expire_on_commit=False, sync_session_class=TrackedSession

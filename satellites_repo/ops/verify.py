@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from satellites_repo.orm.changeset import Change, Operation
+from satellites_repo.outbox.rehydrate import current_changes
 
 if TYPE_CHECKING:
     from satellites_repo.facade import DataLayer
@@ -89,8 +90,9 @@ async def repair(layer: DataLayer, spec: EntitySpec, drifts: Sequence[Drift]) ->
     owed: list[tuple[Change, list[str]]] = []
     for drift in drifts:
         target = [OUTBOX_TARGET[drift.target]]
-        for change in await _current_rows(layer, spec, [*drift.missing, *drift.stale]):
-            owed.append((change, target))
+        keys = [*drift.missing, *drift.stale]
+        current = await current_changes(layer.engine, spec, keys, Operation.UPDATED)
+        owed.extend((change, target) for change in current.values())
         for key, version in drift.extra.items():
             owed.append((Change(spec.table, key, Operation.DELETED, version + 1, {}), target))
     return await layer.outbox.enqueue(owed)
@@ -181,22 +183,3 @@ async def _absent_from_postgres(
             present = {str(key) for key in await connection.scalars(query)}
             absent.extend(key for key in chunk if key not in present)
     return absent
-
-
-async def _current_rows(layer: DataLayer, spec: EntitySpec, keys: Sequence[str]) -> list[Change]:
-    if not keys:
-        return []
-    codec = spec.codec
-    key_column = getattr(spec.model, codec.primary_key)
-    columns = [getattr(spec.model, name).label(name) for name in codec.columns]
-    typed = [codec.parse_key(key) for key in keys]
-    async with layer.engine.connect() as connection:
-        rows = (await connection.execute(select(*columns).where(key_column.in_(typed)))).all()
-    changes = []
-    for row in rows:
-        values = dict(row._mapping)
-        key, version = str(values[codec.primary_key]), int(values["version"])
-        changes.append(
-            Change(spec.table, key, Operation.UPDATED, version, codec.payload_of_values(values))
-        )
-    return changes

@@ -43,7 +43,9 @@ class Change:
     ``version`` orders changes of one entity: a delete carries the last version plus one,
     so it wins over every earlier write in every projection. It is 0 for a model that is
     not ``Versioned`` (its events then carry ``version=None``). ``payload`` is the row as
-    JSON-safe data (for a delete, the row as it was last seen).
+    JSON-safe data (for a delete, the row as it was last seen). ``hidden`` names columns
+    (vectors) kept out of what is stored in the outbox and published in events: they are
+    bulky, and Postgres has them.
     """
 
     table: str
@@ -51,6 +53,12 @@ class Change:
     operation: Operation
     version: int
     payload: Mapping[str, Any]
+    hidden: frozenset[str] = frozenset()
+
+    @property
+    def stored_payload(self) -> dict[str, Any]:
+        """The payload without the hidden columns: what the outbox and events carry."""
+        return {name: value for name, value in self.payload.items() if name not in self.hidden}
 
     def event(self, event_id: str | None = None) -> DataEvent:
         """The automatic DataEvent for this change."""
@@ -58,7 +66,7 @@ class Change:
             type=f"{self.table}.{self.operation.value}",
             resource=self.table,
             key=self.key,
-            payload=self.payload,
+            payload=self.stored_payload,
             source="postgres",
             version=self.version or None,
         )
@@ -107,7 +115,7 @@ class ChangeSet:
         version = int(getattr(entity, "version", 0) or 0)
         if operation is Operation.DELETED:
             version += 1
-        change = Change(codec.table, key, operation, version, codec.payload(entity))
+        change = Change(codec.table, key, operation, version, codec.payload(entity), spec.hidden)
         self._fold(change)
 
     def _fold(self, change: Change) -> None:
@@ -117,7 +125,5 @@ class ChangeSet:
             if change.operation is Operation.DELETED:
                 del self._changes[slot]
                 return
-            change = Change(
-                change.table, change.key, Operation.CREATED, change.version, change.payload
-            )
+            change = dataclasses.replace(change, operation=Operation.CREATED)
         self._changes[slot] = change

@@ -30,6 +30,8 @@ class EntitySpec:
     cache: CachePolicy | None
     search: SearchIndex | None
     vectors: VectorField | None
+    hidden: frozenset[str] = frozenset()
+    """Vector columns: kept out of outbox payloads and events (see ``Change.hidden``)."""
 
     @property
     def table(self) -> str:
@@ -100,7 +102,12 @@ def _spec_of(repository: type[Repository[Any]], dimension: int) -> EntitySpec:
     except ValueError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
     search = _declared_search(repository)
-    spec = EntitySpec(repository, model, codec, repository.cache, search, repository.vectors)
+    hidden = frozenset(
+        attr.key for attr in mapper.column_attrs if isinstance(attr.columns[0].type, Vector)
+    )
+    spec = EntitySpec(
+        repository, model, codec, repository.cache, search, repository.vectors, hidden
+    )
     if spec.projected and mapper.version_id_col is None:
         raise ConfigurationError(
             f"{name}: {model.__name__} must be Versioned to be projected (the version orders "

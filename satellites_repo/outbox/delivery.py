@@ -17,6 +17,7 @@ from satellites_repo.outbox.store import Settlement
 
 if TYPE_CHECKING:
     from satellites_repo.events import EventBus
+    from satellites_repo.outbox.rehydrate import Rehydrator
     from satellites_repo.projections import Dispatcher
 
 __all__ = ["Delivery", "deliver"]
@@ -36,6 +37,7 @@ async def deliver(
     records: Sequence[OutboxRecord],
     dispatcher: Dispatcher,
     events: EventBus,
+    rehydrator: Rehydrator,
     *,
     local_targets: Sequence[str] = (),
 ) -> Delivery:
@@ -48,7 +50,9 @@ async def deliver(
     failed: dict[int, dict[str, str]] = defaultdict(dict)
     local_failures: set[str] = set()
     for pending, group in _by_pending(records).items():
-        changes = [record.change for record in group if record.change is not None]
+        changes = await rehydrator.complete(
+            [record.change for record in group if record.change is not None]
+        )
         if not changes:
             continue
         for failure in await dispatcher.dispatch(changes, targets=[*pending, *local_targets]):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from satellites_repo.orm.registry import EntitySpec, Registry
     from satellites_repo.outbox.records import OutboxRecord
+    from satellites_repo.outbox.rehydrate import Rehydrator
     from satellites_repo.outbox.store import OutboxStore
     from satellites_repo.projections.vectors import VectorProjection
     from satellites_repo.vectors import VectorIndex
@@ -41,6 +42,7 @@ class VectorFollower:
         *,
         store: OutboxStore,
         projection: VectorProjection,
+        rehydrator: Rehydrator,
         index: VectorIndex,
         registry: Registry,
         engine: AsyncEngine,
@@ -49,6 +51,7 @@ class VectorFollower:
     ) -> None:
         self._store = store
         self._projection = projection
+        self._rehydrator = rehydrator
         self._index = index
         self._specs = [spec for spec in registry.specs if spec.vectors is not None]
         self._engine = engine
@@ -148,7 +151,7 @@ class VectorFollower:
 
     async def _apply(self, records: list[OutboxRecord]) -> None:
         changes = [record.change for record in records if record.change is not None]
-        await self._projection.apply(changes)
+        await self._projection.apply(await self._rehydrator.complete(changes))
 
     async def run(self, listener: asyncpg.Connection) -> None:
         """Follow until cancelled: woken by NOTIFY on ``listener``, else every poll interval."""

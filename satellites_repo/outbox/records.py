@@ -46,6 +46,8 @@ class OutboxRecord:
     payload: Mapping[str, Any]
     pending: tuple[str, ...] = ()
     attempts: int = 0
+    whole: Change | None = None
+    """The change with every column, when this process made the commit (the fast path)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OutboxRecord:
@@ -64,9 +66,15 @@ class OutboxRecord:
 
     @property
     def change(self) -> Change | None:
-        """The entity change this row records; ``None`` for a custom event."""
+        """The entity change this row records; ``None`` for a custom event.
+
+        Read back from the table, its payload lacks the hidden (vector) columns; the
+        ``Rehydrator`` completes it from Postgres for the projections that need them.
+        """
         if self.operation == EVENT_OPERATION:
             return None
+        if self.whole is not None:
+            return self.whole
         return Change(self.entity, self.key, Operation(self.operation), self.version, self.payload)
 
     def event(self) -> DataEvent:

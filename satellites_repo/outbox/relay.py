@@ -17,6 +17,7 @@ from satellites_repo.outbox.delivery import deliver
 if TYPE_CHECKING:
     from satellites_repo.config import OutboxConfig
     from satellites_repo.events import EventBus
+    from satellites_repo.outbox.rehydrate import Rehydrator
     from satellites_repo.outbox.store import OutboxStore
     from satellites_repo.projections import Dispatcher
 
@@ -29,18 +30,25 @@ class Relay:
     """Claims due outbox rows, applies their pending targets and records the outcome."""
 
     def __init__(
-        self, store: OutboxStore, dispatcher: Dispatcher, events: EventBus, config: OutboxConfig
+        self,
+        store: OutboxStore,
+        dispatcher: Dispatcher,
+        events: EventBus,
+        rehydrator: Rehydrator,
+        config: OutboxConfig,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._events = events
+        self._rehydrator = rehydrator
         self._config = config
 
     async def run_once(self) -> int:
         """Deliver one batch of due rows; returns how many were claimed."""
         records = await self._store.claim(self._config.batch_size, self._config.lease_seconds)
         if records:
-            settlements = (await deliver(records, self._dispatcher, self._events)).settlements
+            delivery = await deliver(records, self._dispatcher, self._events, self._rehydrator)
+            settlements = delivery.settlements
             await self._store.settle(settlements)
             left = sum(len(s.seqs) for s in settlements if s.remaining)
             logger.info("relay delivered %d row(s), %d still owed", len(records), left)

@@ -97,6 +97,8 @@ class OutboxStore:
         rows.extend(_event_row(event) for event in emitted)
         if not rows:
             return []
+        wholes: list[Change | None] = [change for change, _ in changes]
+        wholes.extend(None for _ in emitted)
         due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self._grace_seconds)
         for row in rows:
             row["next_attempt_at"] = due
@@ -118,8 +120,9 @@ class OutboxStore:
                 payload=row["payload"],
                 pending=tuple(row["pending"]),
                 attempts=1,
+                whole=whole,
             )
-            for (seq, txid), row in zip(result.all(), rows, strict=True)
+            for (seq, txid), row, whole in zip(result.all(), rows, wholes, strict=True)
         ]
 
     async def enqueue(self, owed: Sequence[tuple[Change, Sequence[str]]]) -> int:
@@ -331,7 +334,7 @@ def _change_row(change: Change, targets: Sequence[str]) -> dict[str, Any]:
         "key": change.key,
         "operation": change.operation.value,
         "version": change.version,
-        "payload": dict(change.payload),
+        "payload": change.stored_payload,
         "pending": [*targets, EVENTS_TARGET],
         "attempts": 1,
     }

@@ -402,3 +402,27 @@ async def test_a_failed_local_vector_apply_is_followed_later(
     assert record is not None
     assert record.version == 1
     assert calls == 2
+
+
+async def test_vectors_stay_out_of_outbox_rows_and_events_but_replays_have_them(
+    quiet_layer: DataLayer,
+) -> None:
+    seen: list[DataEvent] = []
+
+    async def record(event: DataEvent) -> None:
+        seen.append(event)
+
+    quiet_layer.events.subscribe_all(record)
+    (created,) = await commit_articles(quiet_layer, 1)
+    stored = await quiet_layer.postgres.fetchval("SELECT payload::text FROM satellites_outbox")
+    assert '"title"' in stored
+    assert "embedding" not in stored
+    assert "embedding" not in seen[0].payload
+
+    key = f"{quiet_layer.config.redis.key_prefix}articles:{created.id}"
+    await quiet_layer.redis.delete(key)
+    await quiet_layer.postgres.execute("UPDATE satellites_outbox SET pending = '{redis}'")
+    await settle_everything(quiet_layer)
+    cached = await quiet_layer.redis.get(key)
+    assert isinstance(cached, bytes)
+    assert b'"embedding":[1.0,1.0,0.0,0.0]' in cached
