@@ -74,7 +74,7 @@ async def test_reindex_while_300_commits_land_loses_nothing(unrefreshed_layer: D
             await asyncio.sleep(0.05)
 
     async def commit_meanwhile() -> None:
-        existing = await commit_articles(layer, 100, batch=10)
+        existing = await commit_articles(layer, 100, batch=1)  # 100 commits, then 200 more
         for n in range(200):
             async with layer.unit_of_work() as uow:
                 target = await uow.repository(Articles).get(existing[n % 100].id)
