@@ -80,6 +80,8 @@ class CommitPipeline:
     async def after_commit(self, ticket: CommitTicket) -> None:
         if not ticket.records:
             return
+        txid = ticket.records[0].txid
+        applied_here = False
         try:
             delivery = await deliver(
                 ticket.records,
@@ -88,15 +90,16 @@ class CommitPipeline:
                 self._rehydrator,
                 local_targets=LOCAL_TARGETS,
             )
+            applied_here = not delivery.local_failures
+            self._settler.submit(delivery.settlements)
         except Exception:
             logger.exception("after-commit delivery failed; the relay will deliver it")
-            self._follower.release(ticket.records[0].txid)
-            return
-        if delivery.local_failures:
-            self._follower.release(ticket.records[0].txid)
-        else:
-            self._follower.applied(ticket.records[0].txid)
-        self._settler.submit(delivery.settlements)
+        finally:
+            # Also when cancelled half-way: a claim never outlives its commit's delivery.
+            if applied_here:
+                self._follower.applied(txid)
+            else:
+                self._follower.release(txid)
 
     def _shared_targets(self, change: Change) -> list[str]:
         return [
