@@ -1,13 +1,2 @@
-"""Fixtures shared by every test."""
-
-from __future__ import annotations
-
-import uuid
-
-import pytest
-
-
-@pytest.fixture
-def unique() -> str:
-    """A short token that keeps one test's schema, keys and indices apart from another's."""
-    return uuid.uuid4().hex[:10]
+"""Shared by every test. Isolation fixtures come from the library's own pytest plugin
+(``satellites_repo.testing``, registered through the ``pytest11`` entry point)."""

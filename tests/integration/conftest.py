@@ -1,8 +1,9 @@
 """Fixtures for tests against the real Postgres, Redis and Elasticsearch.
 
 Integration tests never skip: when a server is missing they fail with a message that says
-how to start it (``make services``), so a run without servers cannot pass by accident.
-Each test gets its own Postgres schema, Redis key prefix, index prefix and FAISS folder.
+how to start it, so a run without servers cannot pass by accident. Each test gets its own
+Postgres schema, Redis key prefix, index prefix and FAISS folder, from the library's own
+pytest plugin (``satellites_repo.testing``), the same fixtures users get.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from satellites_repo import DataLayer, DataLayerConfig
-from satellites_repo._clients import open_postgres_pool
 from satellites_repo.migrate import create_tables
-from satellites_repo.testing import purge_prefixes
 from tests.integration.models import REPOSITORIES
 
 
@@ -29,47 +27,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-async def config(unique: str, tmp_path: Path) -> AsyncIterator[DataLayerConfig]:
-    """A config on the real servers with a schema, key prefix and index prefix of its own."""
-    base = DataLayerConfig.from_env()
-    schema = f"t_{unique}"
-    admin = await _admin_pool(base)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        config = base.replace(
-            postgres=base.postgres.replace(
-                schema_name=schema, min_connections=1, max_connections=4
-            ),
-            redis=base.redis.replace(key_prefix=f"t{unique}:"),
-            elasticsearch=base.elasticsearch.replace(
-                index_prefix=f"t{unique}-", refresh="wait_for"
-            ),
-            faiss=base.faiss.replace(index_path=tmp_path / "faiss", dimension=4),
-        )
-        yield config
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await purge_prefixes(config)  # keys and indices, whichever layer made them
-    finally:
-        await admin.close()
+def config(satellites_config: DataLayerConfig) -> DataLayerConfig:
+    """The plugin's isolated config (own schema, key prefix, index prefix, FAISS folder,
+    all removed afterwards), with the 4-d vectors of the test models."""
+    return satellites_config.replace(faiss=satellites_config.faiss.replace(dimension=4))
 
 
 @pytest.fixture
 async def data(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     async with DataLayer(config) as layer:
         yield layer
-
-
-async def _admin_pool(config: DataLayerConfig) -> asyncpg.Pool:
-    try:
-        return await open_postgres_pool(
-            config.postgres.replace(min_connections=1, max_connections=2)
-        )
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(
-            f"Postgres is not reachable at {config.postgres.host}:{config.postgres.port} ({exc}); "
-            'start the servers with `make services` and load `eval "$(scripts/services env)"`',
-            pytrace=False,
-        )
 
 
 @pytest.fixture

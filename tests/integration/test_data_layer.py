@@ -22,8 +22,8 @@ from satellites_repo import (
 )
 
 
-async def test_redis_operations(data: DataLayer, unique: str) -> None:
-    key = f"t{unique}:seed"
+async def test_redis_operations(data: DataLayer, config: DataLayerConfig) -> None:
+    key = f"{config.redis.key_prefix}seed"
     await data.redis.set(key, b"test-value")
     assert await data.redis.get(key) == b"test-value"
     await data.redis.delete(key)
