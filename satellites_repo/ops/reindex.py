@@ -33,6 +33,7 @@ from tenacity import (
 
 from satellites_repo.errors import ProjectionError
 from satellites_repo.orm.changeset import Change, Operation
+from satellites_repo.outbox.rehydrate import row_change, row_columns
 
 if TYPE_CHECKING:
     from satellites_repo.facade import DataLayer
@@ -68,22 +69,11 @@ async def stream_changes(
     layer: DataLayer, spec: EntitySpec, batch_size: int
 ) -> AsyncIterator[list[Change]]:
     """Every row as an ``updated`` change at its version, in batches, from a server cursor."""
-    codec = spec.codec
-    columns = [getattr(spec.model, name).label(name) for name in codec.columns]
-    statement = select(*columns).execution_options(yield_per=batch_size)
+    statement = select(*row_columns(spec)).execution_options(yield_per=batch_size)
     async with layer.engine.connect() as connection:
         result = await connection.stream(statement)
         async for rows in result.partitions():
-            yield [
-                Change(
-                    spec.table,
-                    str(row._mapping[codec.primary_key]),
-                    Operation.UPDATED,
-                    int(row._mapping["version"]),
-                    codec.payload_of_values(dict(row._mapping)),
-                )
-                for row in rows
-            ]
+            yield [row_change(spec, row._mapping, Operation.UPDATED) for row in rows]
 
 
 async def reindex(

@@ -72,17 +72,29 @@ async def verify(layer: DataLayer, spec: EntitySpec) -> list[Drift]:
     name = spec.repository.__name__
     declared = {"redis": spec.cache, "es": spec.search, "vectors": spec.vectors}
     drifts = {target: Drift(name, target) for target, what in declared.items() if what is not None}
-    readers = {"redis": _cache_versions, "es": _search_versions, "vectors": _vector_versions}
+    readers = {"redis": _cache_versions, "es": _search_versions}
+    # The in-process index is read once (one thread hop), not once per row.
+    vectors = await layer.vectors.versions(spec.vectors.namespace) if spec.vectors else {}
+    unseen_vectors = set(vectors)
     total = 0
     async for batch in _truth(layer, spec):
         total += len(batch)
         for target, drift in drifts.items():
-            drift.compare(batch, await readers[target](layer, spec, list(batch)))
+            if target == "vectors":
+                drift.compare(batch, {key: _held(vectors, key) for key in batch})
+                unseen_vectors.difference_update(batch)
+            else:
+                drift.compare(batch, await readers[target](layer, spec, list(batch)))
     if "es" in drifts:
         drifts["es"].extra = await _search_extras(layer, spec, total - len(drifts["es"].missing))
     if "vectors" in drifts:
-        drifts["vectors"].extra = await _vector_extras(layer, spec)
+        drifts["vectors"].extra = {key: vectors[key] or 0 for key in unseen_vectors}
     return list(drifts.values())
+
+
+def _held(versions: dict[str, int | None], key: str) -> int | None:
+    """A vector's version as ``compare`` wants it: None when absent, 0 when unversioned."""
+    return (versions[key] or 0) if key in versions else None
 
 
 async def repair(layer: DataLayer, spec: EntitySpec, drifts: Sequence[Drift]) -> int:
@@ -130,17 +142,6 @@ async def _search_versions(
     }
 
 
-async def _vector_versions(
-    layer: DataLayer, spec: EntitySpec, keys: list[str]
-) -> dict[str, int | None]:
-    assert spec.vectors is not None
-    held: dict[str, int | None] = {}
-    for key in keys:
-        record = await layer.vectors.get(spec.vectors.namespace, key)
-        held[key] = None if record is None else (record.version or 0)
-    return held
-
-
 async def _search_extras(layer: DataLayer, spec: EntitySpec, expected: int) -> dict[str, int]:
     assert spec.search is not None
     alias = layer.search_projection.alias(spec.search)
@@ -160,13 +161,6 @@ async def _search_extras(layer: DataLayer, spec: EntitySpec, expected: int) -> d
         after = hits[-1]["sort"]
     absent = await _absent_from_postgres(layer, spec, list(versions))
     return {key: versions[key] for key in absent}
-
-
-async def _vector_extras(layer: DataLayer, spec: EntitySpec) -> dict[str, int]:
-    assert spec.vectors is not None
-    held = await layer.vectors.versions(spec.vectors.namespace)
-    absent = await _absent_from_postgres(layer, spec, list(held))
-    return {key: held[key] or 0 for key in absent}
 
 
 async def _absent_from_postgres(

@@ -10,8 +10,8 @@ is skipped, since its delete is in the outbox too.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -22,7 +22,22 @@ if TYPE_CHECKING:
 
     from satellites_repo.orm.registry import EntitySpec, Registry
 
-__all__ = ["Rehydrator", "current_changes"]
+__all__ = ["Rehydrator", "current_changes", "row_change", "row_columns"]
+
+
+def row_columns(spec: EntitySpec) -> list[Any]:
+    """Every mapped column, labelled with its attribute name, for ``row_change``."""
+    return [getattr(spec.model, name).label(name) for name in spec.codec.columns]
+
+
+def row_change(spec: EntitySpec, row: Mapping[Any, Any], operation: Operation) -> Change:
+    """A selected row (``row_columns``, as a mapping) as a change with every column."""
+    codec = spec.codec
+    values: dict[str, Any] = dict(row)
+    key = str(values[codec.primary_key])
+    version = int(values.get("version") or 0)
+    payload = codec.payload_of_values(values)
+    return Change(spec.table, key, operation, version, payload, spec.hidden)
 
 
 async def current_changes(
@@ -33,18 +48,12 @@ async def current_changes(
         return {}
     codec = spec.codec
     key_column = getattr(spec.model, codec.primary_key)
-    columns = [getattr(spec.model, name).label(name) for name in codec.columns]
     typed = [codec.parse_key(key) for key in keys]
+    statement = select(*row_columns(spec)).where(key_column.in_(typed))
     async with engine.connect() as connection:
-        rows = (await connection.execute(select(*columns).where(key_column.in_(typed)))).all()
-    changes = {}
-    for row in rows:
-        values = dict(row._mapping)
-        key = str(values[codec.primary_key])
-        payload = codec.payload_of_values(values)
-        version = int(values.get("version") or 0)
-        changes[key] = Change(spec.table, key, operation, version, payload, spec.hidden)
-    return changes
+        rows = (await connection.execute(statement)).all()
+    changes = (row_change(spec, row._mapping, operation) for row in rows)
+    return {change.key: change for change in changes}
 
 
 class Rehydrator:
