@@ -21,7 +21,7 @@ help:
 	@echo "make services       start Postgres, Redis and Elasticsearch ($(SERVICES) up)"
 	@echo "make services-down  stop them"
 	@echo "make test           run pytest against the services (PYTEST_ARGS=... to pass options)"
-	@echo "make lint           ruff check, ruff format --check, mypy"
+	@echo "make lint           ruff check, ruff format --check, mypy, import contracts"
 	@echo "make format         sort imports and format with ruff"
 	@echo "make demo           run 'satellites demo' against the services"
 	@echo "make bench          run benchmarks/run.py against the services (BENCH_ARGS=...)"
@@ -50,6 +50,7 @@ lint: install
 	echo "+ ruff check ."; $(BIN)/ruff check . || rc=1; \
 	echo "+ ruff format --check ."; $(BIN)/ruff format --check . || rc=1; \
 	echo "+ mypy"; $(BIN)/mypy || rc=1; \
+	echo "+ lint-imports"; $(BIN)/lint-imports --no-cache || rc=1; \
 	exit $$rc
 
 format: install

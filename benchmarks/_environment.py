@@ -21,7 +21,7 @@ from _model import BenchArticle, BenchArticles
 from _raw import NaiveStore, NativeClients, RawStore, RawTargets
 
 from satellites_repo import Base, DataLayer, DataLayerConfig
-from satellites_repo._clients import open_engine, open_postgres_pool
+from satellites_repo.postgres import open_engine, open_postgres_pool
 
 __all__ = ["ES_REFRESH", "Bench", "bench_environment"]
 

@@ -10,9 +10,16 @@ import uuid
 
 from sqlalchemy.orm import Mapped, mapped_column
 
-from satellites_repo import Base, Vector, Versioned
-from satellites_repo.orm import CachePolicy, Repository, SearchIndex, VectorField
-from satellites_repo.orm.policies import FieldType
+from satellites_repo import (
+    Base,
+    CachePolicy,
+    Repository,
+    SearchIndex,
+    Vector,
+    VectorField,
+    Versioned,
+)
+from satellites_repo.model.policies import FieldType
 
 __all__ = ["DIMENSION", "NAMESPACE", "SEARCH_FIELDS", "BenchArticle", "BenchArticles"]
 

@@ -80,7 +80,7 @@ class Layer:
         instance must); draining after the clock stops keeps that background work from
         landing inside the baseline's timing.
         """
-        return await timed(self._data.follower.follow_once)
+        return await timed(self._data.operations.follow)
 
     async def get(self, key: uuid.UUID) -> float:
         async with self._data.unit_of_work() as uow:

@@ -17,34 +17,33 @@ from satellites_repo.config import (
 from satellites_repo.errors import (
     ConcurrencyError,
     ConfigurationError,
+    ConflictError,
     LifecycleError,
     NotFoundError,
     ProjectionError,
     RepositoryError,
     SatellitesError,
     StartupError,
+    UnavailableError,
     VectorIndexError,
 )
 from satellites_repo.events import DataEvent, EventBus, EventHandler, InProcessEventBus
 from satellites_repo.facade import DataLayer
 from satellites_repo.health import BackendHealth, Health
-from satellites_repo.orm import (
-    Base,
+from satellites_repo.model import (
     CachePolicy,
     Change,
     HybridHit,
     Operation,
     Page,
-    Repository,
     SearchHit,
     SearchIndex,
     SearchPage,
-    UnitOfWork,
     Vector,
     VectorField,
     VectorHit,
-    Versioned,
 )
+from satellites_repo.orm import Base, Repository, UnitOfWork, Versioned
 from satellites_repo.vectors import VectorIndex, VectorMatch, VectorRecord
 
 __all__ = [
@@ -54,6 +53,7 @@ __all__ = [
     "Change",
     "ConcurrencyError",
     "ConfigurationError",
+    "ConflictError",
     "DataEvent",
     "DataLayer",
     "DataLayerConfig",
@@ -80,6 +80,7 @@ __all__ = [
     "SearchPage",
     "Secret",
     "StartupError",
+    "UnavailableError",
     "UnitOfWork",
     "Vector",
     "VectorField",

@@ -83,6 +83,7 @@ class RedisConfig(_Section):
     username: str | None = None
     key_prefix: str = "sat:"
     timeout: Seconds = 5.0
+    call_timeout: Seconds = 0.1
 
     def password_value(self) -> str | None:
         """The plain password, for the driver only."""
@@ -153,6 +154,7 @@ class ElasticsearchConfig(_Section):
     index_prefix: str = ""
     refresh: Literal["false", "true", "wait_for"] = "false"
     timeout: Seconds = 10.0
+    call_timeout: Seconds = 5.0
 
     @field_validator("hosts")
     @classmethod
@@ -211,6 +213,7 @@ class OutboxConfig(_Section):
     backoff_initial: Seconds = 1.0
     backoff_max: Seconds = 300.0
     follow_interval: Seconds = 1.0
+    delivery_timeout: Seconds = 2.0
 
 
 class DataLayerConfig(_Section):

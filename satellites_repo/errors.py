@@ -8,7 +8,9 @@ Catch ``SatellitesError`` to handle anything the library raises on purpose::
     ├── LifecycleError            a DataLayer used before start() or after stop()
     ├── RepositoryError           a repository call that cannot be carried out
     │   ├── NotFoundError         no row for the entity and key asked for
-    │   └── ConcurrencyError      a versioned update lost the race to another writer
+    │   ├── ConcurrencyError      a versioned update lost the race to another writer
+    │   └── ConflictError         Postgres refused a write: a constraint (names table, constraint)
+    ├── UnavailableError          a backend did not answer (names the backend)
     ├── ProjectionError           Redis, Elasticsearch or FAISS refused a projected change
     └── VectorIndexError          a FAISS snapshot on disk is corrupt or does not match
 
@@ -25,12 +27,14 @@ from collections.abc import Mapping
 __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
+    "ConflictError",
     "LifecycleError",
     "NotFoundError",
     "ProjectionError",
     "RepositoryError",
     "SatellitesError",
     "StartupError",
+    "UnavailableError",
     "VectorIndexError",
 ]
 
@@ -74,6 +78,26 @@ class NotFoundError(RepositoryError):
 
 class ConcurrencyError(RepositoryError):
     """A versioned update or delete found the row changed (or gone) since it was read."""
+
+
+class ConflictError(RepositoryError):
+    """Postgres refused a write because of a constraint (duplicate key, foreign key, check).
+
+    ``table`` and ``constraint`` name what refused it, when the server said so.
+    """
+
+    def __init__(self, message: str, *, table: str | None, constraint: str | None) -> None:
+        self.table = table
+        self.constraint = constraint
+        super().__init__(message)
+
+
+class UnavailableError(SatellitesError):
+    """A backend could not be reached or did not answer in time; ``backend`` names it."""
+
+    def __init__(self, backend: str, message: str) -> None:
+        self.backend = backend
+        super().__init__(f"{backend} is unavailable: {message}")
 
 
 class ProjectionError(SatellitesError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -55,7 +55,12 @@ EventHandler = Callable[[DataEvent], Awaitable[None]]
 
 
 class EventBus(Protocol):
-    """What the data layer needs from a bus: subscriptions and publishing."""
+    """What the data layer needs from a bus: subscriptions, publishing and a lifecycle.
+
+    The seed's four methods, plus ``start`` (a broker-backed bus opens its connection
+    there; the layer calls it from ``DataLayer.start()``), ``close`` and ``publish_many``
+    (one call per commit, in commit order, so a broker can batch its confirms).
+    """
 
     def subscribe(self, event_type: str, handler: EventHandler) -> None: ...
 
@@ -64,6 +69,12 @@ class EventBus(Protocol):
     def unsubscribe(self, event_type: str, handler: EventHandler) -> None: ...
 
     async def publish(self, event: DataEvent) -> None: ...
+
+    async def publish_many(self, events: Sequence[DataEvent]) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class InProcessEventBus:
@@ -113,6 +124,14 @@ class InProcessEventBus:
             await self._deliver(handlers[0], event)
             return
         await asyncio.gather(*(self._deliver(handler, event) for handler in handlers))
+
+    async def publish_many(self, events: Sequence[DataEvent]) -> None:
+        """Publish each event in order (handlers of one event run concurrently)."""
+        for event in events:
+            await self.publish(event)
+
+    async def start(self) -> None:
+        """Nothing to open in one process; a closed bus stays closed."""
 
     async def close(self) -> None:
         """Refuse further publishing; subscriptions are dropped."""

@@ -10,33 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import asyncpg
-import redis.asyncio as redis
-from elasticsearch import AsyncElasticsearch
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from satellites_repo import _clients
+from satellites_repo import postgres
+from satellites_repo.backends.elasticsearch import ElasticsearchBackend
+from satellites_repo.backends.faiss import FaissBackend
+from satellites_repo.backends.redis import RedisBackend
+from satellites_repo.bootstrap import Runtime, build_backends, find_backend
 from satellites_repo.config import DataLayerConfig, redact
-from satellites_repo.errors import LifecycleError, StartupError, VectorIndexError
+from satellites_repo.errors import LifecycleError, StartupError
 from satellites_repo.events import EventBus, InProcessEventBus
 from satellites_repo.health import BackendHealth, Health, probe
-from satellites_repo.orm.registry import Registry
-from satellites_repo.orm.repository import Repository
+from satellites_repo.model import Registry
+from satellites_repo.ops import Operations
 from satellites_repo.orm.unit_of_work import UnitOfWork
-from satellites_repo.outbox.follower import VectorFollower
-from satellites_repo.outbox.relay import Relay
-from satellites_repo.outbox.store import OutboxStore
-from satellites_repo.projections.cache import RedisCache
-from satellites_repo.projections.search import SearchProjection
-from satellites_repo.runtime import Clients, Runtime
-from satellites_repo.vectors import VectorIndex
+from satellites_repo.types import LocalBackend
 
-__all__ = ["DataLayer"]
+if TYPE_CHECKING:
+    import asyncpg
+    import redis.asyncio as redis
+    from elasticsearch import AsyncElasticsearch
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from satellites_repo.orm.repository import Repository
+    from satellites_repo.types import Backend
+    from satellites_repo.vectors import VectorIndex
+
+__all__ = ["DataLayer", "probe_backends"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,22 +70,14 @@ class DataLayer:
         events: EventBus | None = None,
     ) -> None:
         self._config = config if config is not None else DataLayerConfig()
-        self._registry = Registry(repositories, self._config.faiss.dimension)
-        self._state = _State.NEW
-        self._redis: redis.Redis | None = None
-        self._postgres: asyncpg.Pool | None = None
-        self._engine: AsyncEngine | None = None
-        self._elasticsearch: AsyncElasticsearch | None = None
         faiss = self._config.faiss
-        self._vectors = VectorIndex(
-            faiss.index_path,
-            faiss.dimension,
-            index_type=faiss.index_type,
-            hnsw_m=faiss.hnsw_m,
-            hnsw_ef_construction=faiss.hnsw_ef_construction,
-            hnsw_ef_search=faiss.hnsw_ef_search,
-        )
+        configured = faiss.dimension if "dimension" in faiss.model_fields_set else None
+        self._registry = Registry(repositories, configured)
+        self._backends = build_backends(self._config, self._registry)
         self._events: EventBus = events if events is not None else InProcessEventBus()
+        self._state = _State.NEW
+        self._pool: asyncpg.Pool | None = None
+        self._engine: AsyncEngine | None = None
         self._runtime: Runtime | None = None
 
     def __repr__(self) -> str:
@@ -94,12 +90,13 @@ class DataLayer:
     @property
     def redis(self) -> redis.Redis:
         """The native redis-py asyncio client."""
-        return self._require(self._redis, "redis")
+        self._require_started("redis")
+        return find_backend(self._backends, RedisBackend).client
 
     @property
     def postgres(self) -> asyncpg.Pool:
         """The native asyncpg pool."""
-        return self._require(self._postgres, "postgres")
+        return self._require(self._pool, "postgres")
 
     @property
     def engine(self) -> AsyncEngine:
@@ -109,54 +106,26 @@ class DataLayer:
     @property
     def elasticsearch(self) -> AsyncElasticsearch:
         """The native ``AsyncElasticsearch`` client."""
-        return self._require(self._elasticsearch, "elasticsearch")
+        self._require_started("elasticsearch")
+        return find_backend(self._backends, ElasticsearchBackend).client
 
     @property
     def vectors(self) -> VectorIndex:
         """The in-process FAISS index (loaded from its snapshot by ``start()``)."""
-        return self._vectors
+        return find_backend(self._backends, FaissBackend).index
 
     @property
     def events(self) -> EventBus:
         return self._events
 
     @property
-    def registry(self) -> Registry:
-        return self._registry
-
-    @property
-    def outbox(self) -> OutboxStore:
-        """The transactional outbox: status, retries, purge."""
-        return self._require(self._runtime, "outbox").outbox
-
-    async def settled(self) -> None:
-        """Wait until the outbox marks of every commit so far are written (tests, shutdown)."""
-        await self._require(self._runtime, "settled()").settler.settled()
-
-    @property
-    def relay(self) -> Relay:
-        """The relay that delivers what the fast path could not (also run in the background)."""
-        return self._require(self._runtime, "relay").relay
-
-    @property
-    def cache_projection(self) -> RedisCache:
-        """The Redis projection (guarded writes, MGET reads) of the registered repositories."""
-        return self._require(self._runtime, "cache_projection").cache
-
-    @property
-    def search_projection(self) -> SearchProjection:
-        """The Elasticsearch projection: aliases, bulk writes, searches."""
-        return self._require(self._runtime, "search_projection").search
-
-    @property
-    def follower(self) -> VectorFollower:
-        """Keeps this process's FAISS index in step with the outbox; can rebuild it."""
-        return self._require(self._runtime, "follower").follower
+    def operations(self) -> Operations:
+        """Reindex, verify and repair, the outbox and its relay: the running system's controls."""
+        return Operations(self._require(self._runtime, "operations"))
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work; enter it with ``async with``."""
-        runtime = self._require(self._runtime, "unit_of_work()")
-        return UnitOfWork(runtime.unit_of_work)
+        return UnitOfWork(self._require(self._runtime, "unit_of_work()").unit_of_work)
 
     async def start(self) -> None:
         if self._state is _State.STARTED:
@@ -164,46 +133,41 @@ class DataLayer:
         if self._state is _State.STOPPED:
             raise LifecycleError("this DataLayer was stopped; create a new one to start again")
         config = self._config
+        openers: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("postgres", lambda: postgres.open_postgres_pool(config.postgres)),
+            ("postgres", lambda: postgres.open_engine(config.postgres)),
+            *((backend.name, backend.open) for backend in self._backends),
+        ]
         opened = await asyncio.gather(
-            self._open("redis", lambda: _clients.open_redis(config.redis)),
-            self._open("postgres", lambda: _clients.open_postgres_pool(config.postgres)),
-            self._open("postgres", lambda: _clients.open_engine(config.postgres)),
-            self._open("elasticsearch", lambda: _clients.open_elasticsearch(config.elasticsearch)),
-            self._open("faiss", self._load_snapshot),
-            return_exceptions=True,
+            *(self._open(name, opener) for name, opener in openers), return_exceptions=True
         )
-        redis_client, pool, engine, elasticsearch, snapshot_usable = opened
-        self._redis = _value_or_none(redis_client)
-        self._postgres = _value_or_none(pool)
-        self._engine = _value_or_none(engine)
-        self._elasticsearch = _value_or_none(elasticsearch)
-        failures = _failures(opened, ["redis", "postgres", "postgres", "elasticsearch", "faiss"])
-        if not failures and self._redis and self._postgres and self._engine and self._elasticsearch:
-            clients = Clients(self._redis, self._postgres, self._engine, self._elasticsearch)
-            failures = await self._open_runtime(clients, snapshot_usable is True)
+        pool, engine = opened[0], opened[1]
+        self._pool = None if isinstance(pool, BaseException) else pool
+        self._engine = None if isinstance(engine, BaseException) else engine
+        failures = _failures(opened, [name for name, _ in openers])
+        if not failures:
+            failures = await self._open_runtime()
         if failures:
-            await self._close_clients()
+            await self._close_all(opened[2:])
             self._state = _State.STOPPED
             raise StartupError({name: redact(why, config) for name, why in failures.items()})
         self._state = _State.STARTED
         logger.info("data layer started")
 
-    async def _load_snapshot(self) -> bool:
-        """Load the FAISS snapshot; a corrupt one is reported, then rebuilt from Postgres."""
-        try:
-            await self._vectors.load()
-        except VectorIndexError as exc:
-            logger.warning("FAISS snapshot unusable (%s); rebuilding from Postgres", exc)
-            return False
-        return True
-
-    async def _open_runtime(self, clients: Clients, snapshot_usable: bool) -> dict[str, str]:
-        runtime = Runtime(self._config, self._registry, self._events, self._vectors, clients)
+    async def _open_runtime(self) -> dict[str, str]:
+        assert self._pool is not None
+        assert self._engine is not None
+        runtime = Runtime(
+            self._config, self._registry, self._events, self._backends, self._pool, self._engine
+        )
         self._runtime = runtime
         try:
-            await runtime.open(snapshot_usable=snapshot_usable)
+            await runtime.open()
+            await self._events.start()
         except StartupError as exc:
             return exc.failures
+        except Exception as exc:
+            return {"events": f"{type(exc).__name__}: {exc}"}
         return {}
 
     async def stop(self) -> None:
@@ -213,31 +177,23 @@ class DataLayer:
         was_started = self._state is _State.STARTED
         self._state = _State.STOPPED
         if self._runtime is not None:
-            await self._runtime.close()
-        if was_started and await self._vectors.namespaces():
-            await _quietly("faiss snapshot", self._vectors.save())
-        await self._close_clients()
-        close_bus = getattr(self._events, "close", None)
-        if close_bus is not None:
-            await _quietly("event bus", close_bus())
+            await _quietly("background tasks", self._runtime.close())
+        if was_started:  # a half-started copy (a rebuild cut short) is never saved
+            for backend in self._backends:
+                if isinstance(backend, LocalBackend):
+                    await _quietly(f"{backend.name} snapshot", backend.persist())
+        await self._close_all([None] * len(self._backends))
+        await _quietly("event bus", self._events.close())
         logger.info("data layer stopped")
 
     async def health(self) -> Health:
         """Probe every backend concurrently; never raises, never waits past the timeout."""
         timeout = self._config.health_timeout
         checks: dict[str, Callable[[], Awaitable[object]]] = {
-            "redis": lambda: _clients.check_redis(self.redis),
-            "postgres": lambda: _clients.check_postgres(self.postgres),
-            "elasticsearch": lambda: _clients.check_elasticsearch(self.elasticsearch),
-            "faiss": self._vectors.namespaces,
+            "postgres": lambda: postgres.check_postgres(self.postgres),
+            **{backend.name: backend.check for backend in self._backends},
         }
-        entries = await asyncio.gather(*(probe(check, timeout) for check in checks.values()))
-        details: dict[str, BackendHealth] = {}
-        for name, entry in zip(checks, entries, strict=True):
-            if entry["error"] is not None:
-                entry["error"] = redact(entry["error"], self._config)
-            details[name] = entry
-        return Health.of(details)
+        return await _probed(checks, timeout, self._config)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -251,12 +207,17 @@ class DataLayer:
     ) -> None:
         await self.stop()
 
-    def _require(self, client: T | None, name: str) -> T:
-        if client is None or self._state is not _State.STARTED:
+    def _require_started(self, name: str) -> None:
+        if self._state is not _State.STARTED:
             raise LifecycleError(
                 f"DataLayer is {self._state.value}: {name} is only available between "
                 "`await data.start()` and `await data.stop()` (or inside `async with`)"
             )
+
+    def _require(self, client: T | None, name: str) -> T:
+        self._require_started(name)
+        if client is None:
+            raise LifecycleError(f"DataLayer has no {name}")
         return client
 
     async def _open(self, name: str, opener: Callable[[], Awaitable[T]]) -> T:
@@ -267,25 +228,22 @@ class DataLayer:
         except TimeoutError:
             raise TimeoutError(f"{name} gave no answer within {timeout:g}s") from None
 
-    async def _close_clients(self) -> None:
-        closers: list[Awaitable[Any]] = []
-        if self._redis is not None:
-            closers.append(_quietly("redis", self._redis.aclose()))
-        if self._postgres is not None:
-            closers.append(_quietly("postgres", self._postgres.close()))
+    async def _close_all(self, backend_outcomes: Sequence[object]) -> None:
+        """Background work first (it uses the clients), then every client that opened."""
+        if self._runtime is not None:
+            await _quietly("background tasks", self._runtime.close())
+        closers: list[Awaitable[Any]] = [
+            _quietly(backend.name, backend.close())
+            for backend, outcome in zip(self._backends, backend_outcomes, strict=True)
+            if not isinstance(outcome, BaseException)
+        ]
+        if self._pool is not None:
+            closers.append(_quietly("postgres", self._pool.close()))
         if self._engine is not None:
             closers.append(_quietly("engine", self._engine.dispose()))
-        if self._elasticsearch is not None:
-            closers.append(_quietly("elasticsearch", self._elasticsearch.close()))
-        if self._runtime is not None:
-            closers.append(_quietly("background tasks", self._runtime.close()))
         await asyncio.gather(*closers)
-        self._redis = self._postgres = self._engine = self._elasticsearch = None
+        self._pool = self._engine = None
         self._runtime = None
-
-
-def _value_or_none(result: T | BaseException) -> T | None:
-    return None if isinstance(result, BaseException) else result
 
 
 def _failures(results: Sequence[object], names: list[str]) -> dict[str, str]:
@@ -301,3 +259,44 @@ async def _quietly(name: str, closing: Awaitable[Any]) -> None:
         await closing
     except Exception:
         logger.exception("closing %s failed; continuing with the others", name)
+
+
+async def probe_backends(config: DataLayerConfig) -> Health:
+    """Each backend opened, probed and closed on its own, without starting a layer.
+
+    For ``satellites health``: one backend that is down (a wrong password, say) never marks
+    the others down, which a failed ``start()`` would.
+    """
+    backends = build_backends(config, Registry([]))
+
+    async def postgres_answers() -> None:
+        pool = await postgres.open_postgres_pool(config.postgres.replace(min_connections=0))
+        try:
+            await postgres.check_postgres(pool)
+        finally:
+            await pool.close()
+
+    async def backend_answers(backend: Backend) -> None:
+        try:
+            await backend.open()
+            await backend.check()
+        finally:
+            await backend.close()
+
+    checks: dict[str, Callable[[], Awaitable[object]]] = {"postgres": postgres_answers}
+    for backend in backends:
+        checks[backend.name] = functools.partial(backend_answers, backend)
+    return await _probed(checks, config.health_timeout + config.startup_timeout, config)
+
+
+async def _probed(
+    checks: dict[str, Callable[[], Awaitable[object]]], within: float, config: DataLayerConfig
+) -> Health:
+    """Every check at once, each under ``within`` seconds; errors redacted of secrets."""
+    entries = await asyncio.gather(*(probe(check, within) for check in checks.values()))
+    details: dict[str, BackendHealth] = {}
+    for name, entry in zip(checks, entries, strict=True):
+        if entry["error"] is not None:
+            entry["error"] = redact(entry["error"], config)
+        details[name] = entry
+    return Health.of(details)

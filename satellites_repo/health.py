@@ -1,7 +1,8 @@
-"""Health reports: one aggregate answer, one entry per backend.
+"""Health reports: one aggregate answer, one entry per backend; and proving a new client.
 
 A check never raises and never hangs: each probe runs under its own timeout and a failure
-becomes a ``"down"`` entry with the error text.
+becomes a ``"down"`` entry with the error text. ``proven`` is the same idea at open: a
+client is handed out only once a round trip succeeded.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, TypeVar
 
-__all__ = ["BackendHealth", "Health", "probe"]
+__all__ = ["BackendHealth", "Health", "probe", "proven"]
+
+C = TypeVar("C")
 
 Status = Literal["ok", "down"]
 
@@ -53,3 +56,15 @@ async def probe(check: Callable[[], Awaitable[object]], within: float) -> Backen
 def _entry(status: Status, started: float, error: str | None) -> BackendHealth:
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
     return BackendHealth(status=status, latency_ms=latency_ms, error=error)
+
+
+async def proven(
+    client: C, check: Callable[[C], Awaitable[object]], close: Callable[[], Awaitable[object]]
+) -> C:
+    """``client`` once a round trip succeeded; closed again (never leaked) if it failed."""
+    try:
+        await check(client)
+    except BaseException:
+        await close()
+        raise
+    return client

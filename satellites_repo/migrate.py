@@ -24,10 +24,10 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-from satellites_repo._clients import open_engine
 from satellites_repo.config import DataLayerConfig
+from satellites_repo.model import Vector
 from satellites_repo.orm.base import Base
-from satellites_repo.orm.types import Vector
+from satellites_repo.postgres import open_engine
 
 __all__ = ["MIGRATION_LOCK", "VERSION_TABLE", "create_tables", "render_item", "run_alembic_env"]
 
@@ -95,7 +95,7 @@ def run_alembic_env(metadata: MetaData | None = None) -> None:
     target = metadata if metadata is not None else Base.metadata
     config = context.config.attributes.get("satellites_config") or DataLayerConfig.from_env()
     if context.is_offline_mode():
-        from satellites_repo._clients import sqlalchemy_url
+        from satellites_repo.postgres import sqlalchemy_url
 
         _configure(None, target, url=sqlalchemy_url(config.postgres), literal_binds=True)
         with context.begin_transaction():

@@ -36,14 +36,15 @@ from elasticsearch import ApiError, TransportError
 from redis.exceptions import RedisError
 from sqlalchemy import MetaData
 
-from satellites_repo import _clients
+from satellites_repo.backends.elasticsearch import ElasticsearchBackend
+from satellites_repo.backends.redis import RedisBackend
 from satellites_repo.config import DataLayerConfig
 from satellites_repo.errors import SatellitesError
 from satellites_repo.events import EventBus
 from satellites_repo.facade import DataLayer
 from satellites_repo.migrate import create_tables
+from satellites_repo.model import Registry, Vector
 from satellites_repo.orm.repository import Repository
-from satellites_repo.orm.types import Vector
 
 try:
     import pytest_asyncio
@@ -121,22 +122,25 @@ async def purge_prefixes(config: DataLayerConfig) -> None:
     key_prefix, index_prefix = config.redis.key_prefix, config.elasticsearch.index_prefix
     if not key_prefix or not index_prefix:
         raise ValueError("refusing to purge without both a Redis key prefix and an index prefix")
-    redis = await _clients.open_redis(config.redis)
+    cache = RedisBackend(config.redis, Registry([]))
+    await cache.open()
     try:
+        redis = cache.client
         keys = [key async for key in redis.scan_iter(match=f"{key_prefix}*", count=1000)]
         if keys:
             await redis.unlink(*keys)
     finally:
-        await redis.aclose()
-    elasticsearch = await _clients.open_elasticsearch(config.elasticsearch)
+        await cache.close()
+    search = ElasticsearchBackend(config.elasticsearch, Registry([]))
+    await search.open()
     try:
-        indices = await elasticsearch.indices.get(
+        indices = await search.client.indices.get(
             index=f"{index_prefix}*", allow_no_indices=True, expand_wildcards="all"
         )
         if indices:
-            await elasticsearch.indices.delete(index=",".join(indices))
+            await search.client.indices.delete(index=",".join(indices))
     finally:
-        await elasticsearch.close()
+        await search.close()
 
 
 def _failure(message: str) -> BaseException:

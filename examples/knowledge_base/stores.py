@@ -12,7 +12,7 @@ from typing import Any
 
 from examples.knowledge_base.models import SEARCH_INDEX, VECTOR_NAMESPACE, Article, Articles
 from satellites_repo import DataLayer
-from satellites_repo.projections.cache import RedisCache
+from satellites_repo.backends.redis import RedisBackend
 
 __all__ = ["TABLE", "StoreView", "Stored"]
 
@@ -27,8 +27,10 @@ class StoreView:
 
     def __init__(self, layer: DataLayer) -> None:
         self._layer = layer
-        self._cache = RedisCache(layer.redis, layer.config.redis.key_prefix, layer.registry)
-        self._spec = layer.registry.spec_of_repository(Articles)
+        cache = layer.operations.backend("redis")
+        assert isinstance(cache, RedisBackend)
+        self._cache = cache
+        self._spec = layer.operations.spec(Articles)
         self.alias = f"{layer.config.elasticsearch.index_prefix}{SEARCH_INDEX}"
 
     def cache_key(self, key: uuid.UUID | str) -> str:

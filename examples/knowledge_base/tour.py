@@ -196,7 +196,7 @@ class Tour:
         self.console.print(table)
         for store, count in counts.items():
             self.check(count == len(self.seeds), f"{len(self.seeds)} in {store}, found {count}")
-        outbox = await self.layer.outbox.status()
+        outbox = await self.layer.operations.outbox.status()
         self.check(
             outbox.pending == 0 and outbox.dead == 0,
             f"nothing left owed in the outbox, got {outbox.pending} pending, {outbox.dead} dead",

@@ -13,9 +13,7 @@ from satellites_repo.cli._common import console, health_table, load_config, sett
 from satellites_repo.cli.db import db_app
 from satellites_repo.cli.demo import demo
 from satellites_repo.cli.ops import outbox_app, reindex_command, verify_command
-from satellites_repo.errors import SatellitesError
-from satellites_repo.facade import DataLayer
-from satellites_repo.health import Health
+from satellites_repo.facade import probe_backends
 
 __all__ = ["app", "main"]
 
@@ -44,19 +42,7 @@ def _configure(
 def health() -> None:
     """Check every backend; exit 1 if any is down."""
     config = load_config()
-
-    async def check() -> Health:
-        layer = DataLayer(config)
-        try:
-            await layer.start()
-        except SatellitesError as exc:
-            console.print(f"[red]{exc}[/red]")
-        try:
-            return await layer.health()
-        finally:
-            await layer.stop()
-
-    result = asyncio.run(check())
+    result = asyncio.run(probe_backends(config))
     console.print(health_table(result))
     raise typer.Exit(0 if result.ok else 1)
 

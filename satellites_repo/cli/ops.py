@@ -15,15 +15,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from satellites_repo.cli._common import console, load_config
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import DataLayer
-from satellites_repo.ops.reindex import TARGETS, count_rows, reindex
-from satellites_repo.ops.verify import Drift, repair, verify
-from satellites_repo.orm.registry import EntitySpec
+from satellites_repo.model import EntitySpec
+from satellites_repo.ops import Drift, Operations
 from satellites_repo.orm.repository import Repository
 
 __all__ = ["outbox_app", "reindex_command", "verify_command"]
@@ -66,44 +66,44 @@ def import_repositories(reference: str) -> list[type[Repository[Any]]]:
 
 def _with_layer(
     repositories: str,
-    work: Callable[[DataLayer], Awaitable[T]],
+    work: Callable[[Operations], Awaitable[T]],
     *,
     relay: bool = False,
     follow: bool = False,
 ) -> T:
-    """Run ``work`` on a started layer; by default without background relay or FAISS follower."""
+    """Run ``work`` on a started layer; by default without background relay or follower.
+
+    Every library error ends the command with its one-line message and exit code 1; a
+    wrong repository or target name, with exit code 2.
+    """
     config = load_config()
     config = config.replace(outbox=config.outbox.replace(relay=relay, follow=follow))
     layer = DataLayer(config, repositories=import_repositories(repositories))
 
     async def run() -> T:
         async with layer:
-            return await work(layer)
+            return await work(layer.operations)
 
     try:
         return asyncio.run(run())
     except SatellitesError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
+    except ValueError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
 
 
-def _selected(layer: DataLayer, only: str | None) -> list[EntitySpec]:
-    specs = [spec for spec in layer.registry.specs if spec.projected]
-    if only is None:
-        return specs
-    chosen = [spec for spec in specs if spec.repository.__name__ == only]
-    if not chosen:
-        names = ", ".join(spec.repository.__name__ for spec in specs)
-        raise typer.BadParameter(f"no projected repository {only!r}; known: {names}")
-    return chosen
+def _selected(operations: Operations, only: str | None) -> list[EntitySpec]:
+    return operations.specs if only is None else [operations.spec(only)]
 
 
 @outbox_app.command()
 def status(repositories: RepositoriesOption) -> None:
     """Rows owed, dead-lettered and done, per target."""
 
-    async def read(layer: DataLayer) -> None:
-        state = await layer.outbox.status()
+    async def read(operations: Operations) -> None:
+        state = await operations.outbox.status()
         table = Table(title="Outbox", title_justify="left")
         table.add_column("measure")
         table.add_column("value", justify="right")
@@ -126,9 +126,9 @@ def retry(
 ) -> None:
     """Make owed rows due now (and revive dead-lettered ones with --dead)."""
 
-    async def revive(layer: DataLayer) -> None:
-        revived = await layer.outbox.retry_dead() if dead else 0
-        due = await layer.outbox.retry_now()
+    async def revive(operations: Operations) -> None:
+        revived = await operations.outbox.retry_dead() if dead else 0
+        due = await operations.outbox.retry_now()
         console.print(f"{due} row(s) due now ({revived} revived from the dead letters)")
 
     _with_layer(repositories, revive)
@@ -156,8 +156,8 @@ def purge(
     """Delete settled rows; FAISS snapshots older than them are rebuilt at start."""
     age = parse_age(done_older_than)
 
-    async def delete(layer: DataLayer) -> None:
-        console.print(f"purged {await layer.outbox.purge(age)} settled row(s)")
+    async def delete(operations: Operations) -> None:
+        console.print(f"purged {await operations.outbox.purge(age)} settled row(s)")
 
     _with_layer(repositories, delete)
 
@@ -169,9 +169,9 @@ def relay(
 ) -> None:
     """Run a relay in this process (until Ctrl-C), or one pass with --once."""
 
-    async def deliver(layer: DataLayer) -> None:
+    async def deliver(operations: Operations) -> None:
         if once:
-            console.print(f"delivered {await layer.relay.drain()} row(s)")
+            console.print(f"delivered {await operations.relay.drain()} row(s)")
             return
         console.print("relay running; Ctrl-C stops it")
         await asyncio.Event().wait()
@@ -185,28 +185,26 @@ def relay(
 def reindex_command(
     repositories: RepositoriesOption,
     repository: OnlyOption = None,
-    target: Annotated[str, typer.Option(help=f"One of {', '.join(TARGETS)} or all.")] = "all",
+    target: Annotated[
+        str, typer.Option(help="A backend (redis, elasticsearch, faiss) or all.")
+    ] = "all",
 ) -> None:
     """Rebuild projections from Postgres: a new index behind the alias, no downtime."""
-    targets = list(TARGETS) if target == "all" else [target]
-    if any(name not in TARGETS for name in targets):
-        raise typer.BadParameter(f"unknown target {target!r}; use {', '.join(TARGETS)} or all")
 
-    async def rebuild(layer: DataLayer) -> None:
-        for spec in _selected(layer, repository):
-            total = await count_rows(layer, spec)
-            for name in _declared(spec, targets):
-                await _with_progress(layer, spec, name, total)
+    async def rebuild(operations: Operations) -> None:
+        for spec in _selected(operations, repository):
+            total = await operations.count(spec.name)
+            for backend in operations.targets(spec.name):
+                if target in ("all", backend.name):
+                    await _with_progress(operations, spec, backend.name, total)
+        if target != "all":
+            operations.backend(target)  # an unknown name is an error, not a silent no-op
 
-    _with_layer(repositories, rebuild, follow="vectors" in targets)
-
-
-def _declared(spec: EntitySpec, targets: Sequence[str]) -> list[str]:
-    declared = {"es": spec.search, "redis": spec.cache, "vectors": spec.vectors}
-    return [name for name in targets if declared[name] is not None]
+    # Followers catch up first: a local backend's snapshot records one position for all.
+    _with_layer(repositories, rebuild, follow=True)
 
 
-async def _with_progress(layer: DataLayer, spec: EntitySpec, target: str, total: int) -> None:
+async def _with_progress(operations: Operations, spec: EntitySpec, target: str, total: int) -> None:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -214,12 +212,11 @@ async def _with_progress(layer: DataLayer, spec: EntitySpec, target: str, total:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(f"{spec.repository.__name__} -> {target}", total=total)
-        report = await reindex(
-            layer, spec, target, progress=lambda done: progress.update(task, completed=done)
+        task = progress.add_task(f"{spec.name} -> {target}", total=total)
+        (report,) = await operations.reindex(
+            spec.name, [target], progress=lambda done: progress.update(task, completed=done)
         )
-    extra = f", {report.replayed} replayed, now {report.new_index}" if report.new_index else ""
-    console.print(f"{report.repository} {target}: {report.rows} row(s){extra}")
+    console.print(f"{report.repository} {target}: {report.rows} row(s)")
 
 
 def verify_command(
@@ -231,17 +228,17 @@ def verify_command(
 ) -> None:
     """Compare Postgres with every projection; exit 1 if any drifted (and was not repaired)."""
 
-    async def compare(layer: DataLayer) -> bool:
+    async def compare(operations: Operations) -> bool:
         clean = True
-        for spec in _selected(layer, repository):
-            drifts = await verify(layer, spec)
+        for spec in _selected(operations, repository):
+            drifts = await operations.verify(spec.name)
             console.print(_drift_table(drifts))
             if all(drift.clean for drift in drifts):
                 continue
             if mend:
-                owed = await repair(layer, spec, drifts)
-                delivered = await layer.relay.drain()
-                await layer.follower.follow_once()
+                owed = await operations.repair(spec.name, drifts)
+                delivered = await operations.relay.drain()
+                await operations.follow()
                 console.print(f"repair: {owed} change(s) enqueued, {delivered} delivered")
                 clean = clean and not any(drift.ahead for drift in drifts)
             else:

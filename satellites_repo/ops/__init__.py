@@ -1,1 +1,108 @@
-"""Operations on a running system: rebuild projections, find and mend drift."""
+"""Operations on a running system: rebuild projections, find and mend drift, the outbox.
+
+``DataLayer.operations`` is an ``Operations``; the CLI is a thin shell around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from satellites_repo.ops.reindex import ReindexReport, count_rows, rebuild
+from satellites_repo.ops.verify import Drift, repair, verify
+
+if TYPE_CHECKING:
+    from satellites_repo.bootstrap import Runtime
+    from satellites_repo.model import EntitySpec
+    from satellites_repo.outbox import OutboxStore, Relay
+    from satellites_repo.types import Backend, Progress
+
+__all__ = ["Drift", "Operations", "ReindexReport"]
+
+
+class Operations:
+    """Reindex, verify, repair and the outbox of one started ``DataLayer``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    @property
+    def backends(self) -> list[Backend]:
+        return list(self._runtime.backends)
+
+    def backend(self, name: str) -> Backend:
+        """The registered backend called ``name`` (``redis``, ``elasticsearch``, ``faiss``)."""
+        for backend in self._runtime.backends:
+            if backend.name == name:
+                return backend
+        known = ", ".join(backend.name for backend in self._runtime.backends)
+        raise ValueError(f"no backend {name!r}; registered: {known}")
+
+    @property
+    def specs(self) -> list[EntitySpec]:
+        """The projected repositories."""
+        return [spec for spec in self._runtime.registry.specs if spec.projected]
+
+    def spec(self, repository: type[Any] | str) -> EntitySpec:
+        """A registered repository, by class or class name."""
+        for spec in self._runtime.registry.specs:
+            if repository in (spec.repository, spec.name):
+                return spec
+        known = ", ".join(spec.name for spec in self.specs)
+        raise ValueError(f"no projected repository {repository!r}; known: {known}")
+
+    def targets(self, repository: type[Any] | str) -> list[Backend]:
+        """The backends that project ``repository``."""
+        spec = self.spec(repository)
+        return [backend for backend in self._runtime.backends if backend.covers(spec)]
+
+    @property
+    def outbox(self) -> OutboxStore:
+        """The transactional outbox: status, retries, purge."""
+        return self._runtime.outbox
+
+    @property
+    def relay(self) -> Relay:
+        """The relay that delivers what the fast path could not (also run in the background)."""
+        return self._runtime.relay
+
+    async def settled(self) -> None:
+        """Wait until the outbox marks of every commit so far are written (tests, shutdown)."""
+        await self._runtime.settler.settled()
+
+    async def follow(self) -> None:
+        """Bring this process's local backends (FAISS) up to the outbox now."""
+        for follower in self._runtime.followers:
+            await follower.follow_once()
+
+    async def count(self, repository: type[Any] | str) -> int:
+        return await count_rows(self._runtime, self.spec(repository))
+
+    async def reindex(
+        self,
+        repository: type[Any] | str,
+        targets: Sequence[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> list[ReindexReport]:
+        """Rebuild the repository's projections (all, or the ``targets`` named) from Postgres."""
+        spec = self.spec(repository)
+        chosen = self._chosen(spec, targets)
+        report = progress or (lambda done: None)
+        return [await rebuild(self._runtime, spec, backend, report) for backend in chosen]
+
+    async def verify(self, repository: type[Any] | str) -> list[Drift]:
+        return await verify(self._runtime, self.spec(repository))
+
+    async def repair(self, repository: type[Any] | str, drifts: Sequence[Drift]) -> int:
+        return await repair(self._runtime, self.spec(repository), drifts)
+
+    def _chosen(self, spec: EntitySpec, targets: Sequence[str] | None) -> list[Backend]:
+        covering = [backend for backend in self._runtime.backends if backend.covers(spec)]
+        if targets is None:
+            return covering
+        chosen = [self.backend(name) for name in targets]
+        for backend in chosen:
+            if backend not in covering:
+                raise ValueError(f"{spec.name} is not projected into {backend.name}")
+        return chosen

@@ -1,31 +1,14 @@
-"""The ORM layer: models, repositories, the unit of work and the ChangeSet."""
+"""The ORM layer: models, repositories and the unit of work.
+
+It reads through the protocols of ``satellites_repo.types`` and commits through
+``CommitHooks``; it imports no backend and no outbox module.
+"""
 
 from __future__ import annotations
 
 from satellites_repo.orm.base import Base, Versioned
-from satellites_repo.orm.changeset import Change, ChangeSet, Operation
-from satellites_repo.orm.pagination import Page
-from satellites_repo.orm.policies import CachePolicy, SearchIndex, VectorField
 from satellites_repo.orm.repository import Repository
-from satellites_repo.orm.search import HybridHit, SearchHit, SearchPage, VectorHit
-from satellites_repo.orm.types import Vector
-from satellites_repo.orm.unit_of_work import UnitOfWork
+from satellites_repo.orm.search import BoundSearch
+from satellites_repo.orm.unit_of_work import UnitOfWork, UnitOfWorkContext
 
-__all__ = [
-    "Base",
-    "CachePolicy",
-    "Change",
-    "ChangeSet",
-    "HybridHit",
-    "Operation",
-    "Page",
-    "Repository",
-    "SearchHit",
-    "SearchIndex",
-    "SearchPage",
-    "UnitOfWork",
-    "Vector",
-    "VectorField",
-    "VectorHit",
-    "Versioned",
-]
+__all__ = ["Base", "BoundSearch", "Repository", "UnitOfWork", "UnitOfWorkContext", "Versioned"]

@@ -10,32 +10,21 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from satellites_repo.orm.codec import json_safe
+from satellites_repo.model import Page, json_bytes
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from satellites_repo.orm.registry import EntitySpec
+    from satellites_repo.model import EntitySpec
 
-__all__ = ["Page", "keyset_page"]
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """Items of one page; ``next_cursor`` is ``None`` on the last page."""
-
-    items: list[T]
-    next_cursor: str | None
+__all__ = ["keyset_page"]
 
 
 async def keyset_page(
@@ -68,7 +57,7 @@ async def keyset_page(
 
 
 def _encode(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(json_safe(values))).decode().rstrip("=")
+    return base64.urlsafe_b64encode(json_bytes(values)).decode().rstrip("=")
 
 
 def _decode(cursor: str, columns: list[InstrumentedAttribute[Any]]) -> list[Any]:

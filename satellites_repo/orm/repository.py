@@ -1,16 +1,20 @@
 """``Repository[T]``: domain access to one model inside a unit of work.
 
 A repository never commits: the unit of work does, and the projections follow the commit.
-Reads go through the session's identity map first, then the Redis cache (if the
-repository declares a ``CachePolicy``), then Postgres; rows read from Postgres are cached
-again, guarded by their version. Entities that come from the cache are attached to the
-session, so they can be changed and committed like any loaded entity.
+Reads go through the session's identity map first, then the cache (if the repository
+declares a ``CachePolicy``), then Postgres; rows read from Postgres are cached again,
+guarded by their version. Entities that come from the cache are attached to the session,
+so they can be changed and committed like any loaded entity.
+
+Every public method runs inside ``translated``: driver errors leave as library errors. A
+cache that fails or is slow is no error: the read falls back to Postgres (the cache
+backend logs it).
 """
 
 from __future__ import annotations
 
 import builtins
-import logging
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
@@ -18,22 +22,31 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.util import identity_key
 
-from satellites_repo.errors import NotFoundError
-from satellites_repo.orm.pagination import Page, keyset_page
-from satellites_repo.orm.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
-from satellites_repo.orm.search import HybridHit, VectorHit, hybrid_search, similar_search
-from satellites_repo.orm.types import as_float32_vector
-from satellites_repo.projections.cache import CACHE_ERRORS, CachedRow, cache_failure
+from satellites_repo.errors import NotFoundError, UnavailableError
+from satellites_repo.model import (
+    CachePolicy,
+    HybridHit,
+    Page,
+    SearchIndex,
+    TextSearch,
+    VectorField,
+    VectorHit,
+    as_float32_vector,
+)
+from satellites_repo.model.policies import NO_SEARCH_INDEX
+from satellites_repo.model.rows import key_in
+from satellites_repo.orm.pagination import keyset_page
+from satellites_repo.orm.search import BoundSearch, hybrid_search, similar_search
+from satellites_repo.orm.translate import translated
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from satellites_repo.orm.registry import EntitySpec
+    from satellites_repo.model import EntitySpec
     from satellites_repo.orm.unit_of_work import UnitOfWork
+    from satellites_repo.types import CacheReader
 
 __all__ = ["Repository"]
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -66,6 +79,11 @@ class Repository(Generic[T]):
         return f"<{type(self).__name__} of {self._spec.model.__name__}>"
 
     @property
+    def entity_name(self) -> str:
+        """The model's name, as error messages say it."""
+        return str(self._spec.model.__name__)
+
+    @property
     def session(self) -> AsyncSession:
         return self._uow.session
 
@@ -77,14 +95,20 @@ class Repository(Generic[T]):
     def unit_of_work(self) -> UnitOfWork:
         return self._uow
 
+    def bind_search(self, index: SearchIndex) -> TextSearch[T]:
+        """``self.search``: the declared ``SearchIndex`` bound to this repository."""
+        return BoundSearch(self, index)
+
     # -- writes ---------------------------------------------------------------------------
 
+    @translated
     async def add(self, entity: T) -> T:
         """Stage ``entity`` for INSERT at the next flush or commit; returns it."""
         self._check(entity)
         self.session.add(entity)
         return entity
 
+    @translated
     async def add_many(self, entities: Iterable[T]) -> list[T]:
         """Stage several entities; they are inserted in one batched statement."""
         staged = list(entities)
@@ -93,6 +117,7 @@ class Repository(Generic[T]):
         self.session.add_all(staged)
         return staged
 
+    @translated
     async def delete(self, entity_or_key: T | object) -> None:
         """Stage a DELETE of an entity, or of the row with that primary key."""
         if isinstance(entity_or_key, self._spec.model):
@@ -110,6 +135,7 @@ class Repository(Generic[T]):
         found = await self.get_many([key])
         return found[0] if found else None
 
+    @translated
     async def get_many(self, keys: Sequence[object]) -> list[T]:
         """The entities for ``keys`` in the order asked, missing ones left out.
 
@@ -119,9 +145,11 @@ class Repository(Generic[T]):
         typed = [codec.parse_key(key) for key in keys]
         found: dict[Any, T] = {}
         wanted = [key for key in dict.fromkeys(typed) if not self._from_identity_map(key, found)]
-        wanted = await self._from_cache(wanted, found)
+        cache = self._uow.readers.cache(self._spec)
+        if cache is not None and wanted:
+            wanted = await self._from_cache(cache, wanted, found)
         if wanted:
-            await self._from_postgres(wanted, found)
+            await self._from_postgres(cache, wanted, found)
         return [found[key] for key in typed if key in found]
 
     def _from_identity_map(self, key: Any, found: dict[Any, T]) -> bool:
@@ -131,39 +159,38 @@ class Repository(Generic[T]):
         found[key] = entity
         return True
 
-    async def _from_cache(self, keys: list[Any], found: dict[Any, T]) -> list[Any]:
-        cache = self._uow.cache
-        if cache is None or self._spec.cache is None or not keys:
-            return keys
-        cacheable = [key for key in keys if not self._uow.touched(self._spec.table, str(key))]
+    async def _from_cache(
+        self, cache: CacheReader, keys: list[Any], found: dict[Any, T]
+    ) -> list[Any]:
+        table = self._spec.table
+        cacheable = [str(key) for key in keys if not self._uow.touched(table, str(key))]
         try:
-            rows = await cache.read(self._spec, [str(key) for key in cacheable])
-        except CACHE_ERRORS as exc:
-            cache_failure("read", self._spec.table, exc)
+            bodies = await cache.cached(self._spec, cacheable)
+        except UnavailableError:
             return keys
-        for key, row in zip(cacheable, rows, strict=True):
-            if row is not None and not row.is_tombstone:
-                found[key] = self._attach(row)
+        for key in keys:
+            body = bodies.get(str(key))
+            if body is not None:
+                found[key] = self._attach(body)
         return [key for key in keys if key not in found]
 
-    def _attach(self, row: CachedRow) -> T:
-        entity: T = self._spec.codec.detached(self._spec.codec.loads(row.body))
+    def _attach(self, body: bytes) -> T:
+        entity: T = self._spec.codec.detached(self._spec.codec.loads(body))
         self.session.add(entity)
         return entity
 
-    async def _from_postgres(self, keys: list[Any], found: dict[Any, T]) -> None:
+    async def _from_postgres(
+        self, cache: CacheReader | None, keys: list[Any], found: dict[Any, T]
+    ) -> None:
         codec = self._spec.codec
-        column = getattr(self._spec.model, codec.primary_key)
-        result = await self.session.scalars(select(self._spec.model).where(column.in_(keys)))
-        loaded = list(result)
+        statement = select(self._spec.model).where(key_in(self._spec, keys))
+        loaded = list(await self.session.scalars(statement))
         for entity in loaded:
             found[codec.key_of(entity)] = entity
-        await self._fill_cache(loaded)
+        if cache is not None and loaded:
+            await self._fill_cache(cache, loaded)
 
-    async def _fill_cache(self, loaded: list[T]) -> None:
-        cache = self._uow.cache
-        if cache is None or self._spec.cache is None or not loaded:
-            return
+    async def _fill_cache(self, cache: CacheReader, loaded: list[T]) -> None:
         codec, table = self._spec.codec, self._spec.table
         rows = [
             (str(codec.key_of(entity)), int(entity.version), codec.dumps(entity))  # type: ignore[attr-defined]
@@ -171,13 +198,12 @@ class Repository(Generic[T]):
             if not self._uow.touched(table, str(codec.key_of(entity)))
             and entity not in self.session.dirty
         ]
-        try:
+        with contextlib.suppress(UnavailableError):  # logged by the cache; the next read fills
             await cache.fill(self._spec, rows)
-        except CACHE_ERRORS as exc:
-            cache_failure("fill", table, exc)
 
     # -- queries --------------------------------------------------------------------------
 
+    @translated
     async def list(
         self,
         *where: ColumnElement[bool],
@@ -189,12 +215,14 @@ class Repository(Generic[T]):
         statement = select(self._spec.model).where(*where)
         orderings = order_by if isinstance(order_by, Sequence) else (order_by,)
         statement = statement.order_by(*orderings).limit(limit).offset(offset)
-        return list(await self.session.scalars(statement))
+        return builtins.list(await self.session.scalars(statement))
 
+    @translated
     async def count(self, *where: ColumnElement[bool]) -> int:
         statement = select(func.count()).select_from(self._spec.model).where(*where)
         return int(await self.session.scalar(statement) or 0)
 
+    @translated
     async def page(
         self,
         *where: ColumnElement[bool],
@@ -217,6 +245,7 @@ class Repository(Generic[T]):
             cursor=cursor,
         )
 
+    @translated
     async def similar(
         self,
         vector_or_entity: Sequence[float] | T,
@@ -224,12 +253,13 @@ class Repository(Generic[T]):
         k: int = 10,
         filters: Mapping[str, Any] | None = None,
     ) -> builtins.list[VectorHit[T]]:
-        """The ``k`` nearest entities by cosine similarity (FAISS), hydrated in rank order.
+        """The ``k`` nearest entities by cosine similarity, hydrated in rank order.
 
         Given an entity, its own vector is used and the entity itself is left out.
         """
         return await similar_search(self, vector_or_entity, k=k, filters=filters)
 
+    @translated
     async def hybrid(
         self,
         text: str,
@@ -247,12 +277,13 @@ class Repository(Generic[T]):
                 f"{type(self).__name__} stores {self._spec.model.__name__}, "
                 f"not {type(entity).__name__}"
             )
-        field = self._spec.vectors
-        if field is not None:
-            value = getattr(entity, field.column)
-            if value is not None:
-                dimension = self._spec.model.__table__.c[field.column].type.dimension
-                try:
-                    as_float32_vector(value, dimension)
-                except ValueError as exc:
-                    raise ValueError(f"{self._spec.model.__name__}.{field.column}: {exc}") from None
+        field, dimension = self._spec.vectors, self._spec.vector_dimension
+        if field is None or dimension is None:
+            return
+        value = getattr(entity, field.column)
+        if value is None:
+            return
+        try:
+            as_float32_vector(value, dimension)
+        except ValueError as exc:
+            raise ValueError(f"{self._spec.model.__name__}.{field.column}: {exc}") from None

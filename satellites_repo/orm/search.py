@@ -1,7 +1,7 @@
 """Search, similarity and hybrid queries, hydrated into entities.
 
-Elasticsearch and FAISS rank; Postgres (through the cache) supplies the entities, so a
-hit is always the committed row, never a stale copy of it. A hit whose row no longer
+A backend ranks (keys and scores); Postgres (through the cache) supplies the entities, so
+a hit is always the committed row, never a stale copy of it. A hit whose row no longer
 exists (deleted, the index not yet caught up) is left out.
 """
 
@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from satellites_repo.errors import RepositoryError
-from satellites_repo.orm.types import as_float32_vector
+from satellites_repo.model import (
+    HybridHit,
+    RankedPage,
+    SearchHit,
+    SearchPage,
+    VectorHit,
+    as_float32_vector,
+)
 
 if TYPE_CHECKING:
-    from satellites_repo.orm.policies import SearchIndex, VectorField
+    from satellites_repo.model import SearchIndex
     from satellites_repo.orm.repository import Repository
-    from satellites_repo.projections.search import RawPage
+    from satellites_repo.types import TextRanker, VectorRanker
 
 __all__ = [
+    "RRF_K",
     "BoundSearch",
-    "HybridHit",
-    "SearchHit",
-    "SearchPage",
-    "VectorHit",
     "hybrid_search",
     "reciprocal_rank_fusion",
     "similar_search",
@@ -35,47 +38,6 @@ T = TypeVar("T")
 
 RRF_K = 60
 """The reciprocal-rank-fusion constant: a document's fused score is sum(1 / (RRF_K + rank))."""
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit(Generic[T]):
-    entity: T
-    score: float
-    highlights: Mapping[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchPage(Generic[T]):
-    """One page of full-text hits; ``total`` counts every match, not just this page."""
-
-    hits: list[SearchHit[T]]
-    total: int
-
-    def __iter__(self) -> Any:
-        return iter(self.hits)
-
-    def __len__(self) -> int:
-        return len(self.hits)
-
-    @property
-    def entities(self) -> list[T]:
-        return [hit.entity for hit in self.hits]
-
-
-@dataclass(frozen=True, slots=True)
-class VectorHit(Generic[T]):
-    entity: T
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
-class HybridHit(Generic[T]):
-    """A fused hit: ``score`` is the RRF score; the ranks say where each source put it."""
-
-    entity: T
-    score: float
-    text_rank: int | None
-    vector_rank: int | None
 
 
 class BoundSearch(Generic[T]):
@@ -96,18 +58,13 @@ class BoundSearch(Generic[T]):
         filters: Mapping[str, Any] | None = None,
         limit: int = 10,
         offset: int = 0,
-    ) -> RawPage:
+    ) -> RankedPage:
         """The ranked keys, scores and highlights, without loading any entity."""
-        _check_paging(limit, offset)
-        projection = self._repository.unit_of_work.search_projection
-        if projection is None or not self._index.fields:
-            raise RepositoryError(
-                f"{type(self._repository).__name__} has no SearchIndex: declare "
-                "`search = SearchIndex(...)` on the repository"
-            )
-        es_query = _es_query(self._index, query, filters)
-        return await projection.search(
-            self._index, es_query, limit=limit, offset=offset, highlight=isinstance(query, str)
+        _check_count("limit", limit)
+        _check_count("offset", offset, minimum=0)
+        ranker = _text_ranker(self._repository)
+        return await ranker.rank(
+            self._repository.spec, query, filters=filters, limit=limit, offset=offset
         )
 
     async def __call__(
@@ -132,67 +89,31 @@ class BoundSearch(Generic[T]):
         return SearchPage(hits, page.total)
 
 
-def _check_paging(limit: int, offset: int) -> None:
-    if limit <= 0:
-        raise ValueError(f"limit must be positive, got {limit}")
-    if offset < 0:
-        raise ValueError(f"offset must not be negative, got {offset}")
+def _check_count(name: str, value: object, *, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
-def _es_query(
-    index: SearchIndex, query: str | Mapping[str, Any], filters: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    if isinstance(query, str):
-        must: dict[str, Any] = {
-            "multi_match": {"query": query, "fields": index.text_fields or ["*"]}
-        }
-    else:
-        must = dict(query)
-    clauses = _es_filters(index, filters or {})
-    if not clauses:
-        return must
-    return {"bool": {"must": [must], "filter": clauses}}
-
-
-def _es_filters(index: SearchIndex, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
-    unknown = sorted(set(filters) - set(index.filter_fields))
-    if unknown:
-        raise ValueError(
-            f"cannot filter search index {index.index!r} on {unknown}; "
-            f"filterable fields are {index.filter_fields}"
+def _text_ranker(repository: Repository[Any]) -> TextRanker:
+    ranker = repository.unit_of_work.readers.text(repository.spec)
+    if ranker is None:
+        raise RepositoryError(
+            f"{type(repository).__name__} has no SearchIndex: declare "
+            "`search = SearchIndex(...)` on the repository"
         )
-    clauses: list[dict[str, Any]] = []
-    for name, value in filters.items():
-        if isinstance(value, list | tuple | set | frozenset):
-            clauses.append({"terms": {name: [str(item) for item in value]}})
-        else:
-            clauses.append({"term": {name: str(value)}})
-    return clauses
+    return ranker
 
 
-def _vector_filters(field: VectorField, filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not filters:
-        return None
-    unknown = sorted(set(filters) - set(field.metadata))
-    if unknown:
-        raise ValueError(
-            f"cannot filter vectors of {field.namespace!r} on {unknown}; "
-            f"filterable metadata is {list(field.metadata)}"
-        )
-    return {
-        name: list(value) if isinstance(value, tuple | set | frozenset) else value
-        for name, value in filters.items()
-    }
-
-
-def _vector_field(repository: Repository[Any]) -> VectorField:
-    field = repository.spec.vectors
-    if field is None:
+def _vector_ranker(repository: Repository[Any]) -> VectorRanker:
+    ranker = repository.unit_of_work.readers.vectors(repository.spec)
+    if ranker is None:
         raise RepositoryError(
             f"{type(repository).__name__} has no VectorField: declare "
             "`vectors = VectorField(...)` on the repository"
         )
-    return field
+    return ranker
 
 
 async def similar_search(
@@ -202,15 +123,17 @@ async def similar_search(
     k: int,
     filters: Mapping[str, Any] | None,
 ) -> list[VectorHit[T]]:
-    field = _vector_field(repository)
-    model = repository.spec.model
+    _check_count("k", k)
+    ranker = _vector_ranker(repository)
+    spec = repository.spec
     exclude: str | None = None
-    if isinstance(vector_or_entity, model):
-        exclude = str(repository.spec.codec.key_of(vector_or_entity))
-        vector: Sequence[float] = getattr(vector_or_entity, field.column)
+    if isinstance(vector_or_entity, spec.model):
+        assert spec.vectors is not None
+        exclude = str(spec.codec.key_of(vector_or_entity))
+        vector: Sequence[float] = getattr(vector_or_entity, spec.vectors.column)
     else:
         vector = vector_or_entity  # type: ignore[assignment]
-    ranked = await _vector_ranking(repository, field, vector, k + (exclude is not None), filters)
+    ranked = await _vector_ranking(repository, ranker, vector, k + (exclude is not None), filters)
     ranked = [(key, score) for key, score in ranked if key != exclude][:k]
     entities = await _hydrate(repository, [key for key, _ in ranked])
     return [VectorHit(entities[key], score) for key, score in ranked if key in entities]
@@ -218,19 +141,16 @@ async def similar_search(
 
 async def _vector_ranking(
     repository: Repository[Any],
-    field: VectorField,
+    ranker: VectorRanker,
     vector: Sequence[float],
     k: int,
     filters: Mapping[str, Any] | None,
 ) -> list[tuple[str, float]]:
-    if k <= 0:
-        raise ValueError(f"k must be positive, got {k}")
-    dimension = repository.spec.model.__table__.c[field.column].type.dimension
+    spec = repository.spec
+    dimension = spec.vector_dimension
+    assert dimension is not None
     checked = as_float32_vector(vector, dimension)
-    matches = await repository.unit_of_work.vectors.query(
-        field.namespace, checked, top_k=k, filter=_vector_filters(field, filters)
-    )
-    return [(match.id, match.score) for match in matches]
+    return await ranker.nearest(spec, checked, k=k, filters=filters)
 
 
 async def hybrid_search(
@@ -241,12 +161,12 @@ async def hybrid_search(
     k: int,
     filters: Mapping[str, Any] | None,
 ) -> list[HybridHit[T]]:
-    field = _vector_field(repository)
-    search = repository.search
+    _check_count("k", k)
+    ranker = _vector_ranker(repository)
     depth = max(k * 2, 20)
     text_page, vector_ranked = await asyncio.gather(
-        search.ranking(text, filters=filters, limit=depth),
-        _vector_ranking(repository, field, vector, depth, filters),
+        repository.search.ranking(text, filters=filters, limit=depth),
+        _vector_ranking(repository, ranker, vector, depth, filters),
     )
     text_keys = [hit.key for hit in text_page.hits]
     vector_keys = [key for key, _ in vector_ranked]

@@ -7,9 +7,10 @@
 
 What ``commit()`` does, in order:
 1. flush; the session's flush hooks have folded every change into the ChangeSet;
-2. ``before_commit`` (the outbox rows go into the same transaction);
+2. ``hooks.before_commit`` (the outbox rows go into the same transaction);
 3. COMMIT — the only point of truth;
-4. ``after_commit``: projections dispatched, then the DataEvents published.
+4. ``hooks.after_commit``: projections dispatched, then the DataEvents published.
+The hooks are a ``CommitHooks`` (``satellites_repo.types``); the outbox implements them.
 A rollback, an exception or leaving without commit discards the ChangeSet and the
 emitted events: nothing is projected and nothing is published.
 """
@@ -17,34 +18,31 @@ emitted events: nothing is projected and nothing is published.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+import logging
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, UOWTransaction
-from sqlalchemy.orm.exc import StaleDataError
 
-from satellites_repo.errors import ConcurrencyError, LifecycleError
-from satellites_repo.orm.changeset import Change, ChangeSet
+from satellites_repo.errors import LifecycleError
+from satellites_repo.model import ChangeSet
+from satellites_repo.orm.translate import translating
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from satellites_repo.events import DataEvent
-    from satellites_repo.orm.registry import Registry
+    from satellites_repo.model import Registry
     from satellites_repo.orm.repository import Repository
-    from satellites_repo.pipeline import CommitTicket
-    from satellites_repo.projections.cache import RedisCache
-    from satellites_repo.projections.search import SearchProjection
-    from satellites_repo.vectors import VectorIndex
+    from satellites_repo.types import CommitHooks, Readers
 
-__all__ = ["TrackedSession", "UnitOfWork", "UnitOfWorkRuntime"]
+__all__ = ["TrackedSession", "UnitOfWork", "UnitOfWorkContext"]
+
+logger = logging.getLogger(__name__)
 
 R = TypeVar("R", bound="Repository[Any]")
-T = TypeVar("T")
 
 _UOW_KEY = "satellites.unit_of_work"
 
@@ -69,17 +67,13 @@ def _forget_changes(session: Session) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class UnitOfWorkRuntime:
+class UnitOfWorkContext:
     """What a unit of work borrows from its started ``DataLayer``."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     registry: Registry
-    cache: RedisCache | None
-    search: SearchProjection | None
-    vectors: VectorIndex
-    before_commit: Callable[[AsyncSession, list[Change], list[DataEvent]], Awaitable[CommitTicket]]
-    commit_failed: Callable[[CommitTicket], Awaitable[None]]
-    after_commit: Callable[[CommitTicket], Awaitable[None]]
+    readers: Readers
+    hooks: CommitHooks[Any]
 
 
 class _State(enum.Enum):
@@ -91,11 +85,13 @@ class _State(enum.Enum):
 class UnitOfWork:
     """A transaction over the repositories of one ``DataLayer``; use it as ``async with``."""
 
-    def __init__(self, runtime: UnitOfWorkRuntime) -> None:
-        self._runtime = runtime
+    entity_name = "unit of work"
+
+    def __init__(self, context: UnitOfWorkContext) -> None:
+        self._context = context
         self._session: AsyncSession | None = None
         self._state = _State.NEW
-        self.changes = ChangeSet(runtime.registry)
+        self.changes = ChangeSet(context.registry)
         self.flushed = False
         self._emitted: list[DataEvent] = []
         self._repositories: dict[type[Any], Repository[Any]] = {}
@@ -103,7 +99,7 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         if self._state is not _State.NEW:
             raise LifecycleError("a unit of work can be entered only once")
-        session = self._runtime.sessionmaker()
+        session = self._context.sessionmaker()
         session.sync_session.info[_UOW_KEY] = self
         self._session = session
         self._state = _State.OPEN
@@ -140,22 +136,15 @@ class UnitOfWork:
         return self._session
 
     @property
-    def cache(self) -> RedisCache | None:
-        return self._runtime.cache
-
-    @property
-    def search_projection(self) -> SearchProjection | None:
-        return self._runtime.search
-
-    @property
-    def vectors(self) -> VectorIndex:
-        return self._runtime.vectors
+    def readers(self) -> Readers:
+        """The cache and rankers the repositories read through."""
+        return self._context.readers
 
     def repository(self, repository: type[R]) -> R:
         """The instance of ``repository`` bound to this unit of work (one per class)."""
         existing = self._repositories.get(repository)
         if existing is None:
-            spec = self._runtime.registry.spec_of_repository(repository)
+            spec = self._context.registry.spec_of_repository(repository)
             existing = repository(self, spec)
             self._repositories[repository] = existing
         return existing  # type: ignore[return-value]
@@ -170,48 +159,48 @@ class UnitOfWork:
         self._emitted.append(event)
 
     async def flush(self) -> None:
-        await self._translated(self.session.flush())
+        session = self.session
+        try:
+            with translating(self.entity_name):
+                await session.flush()
+        except BaseException:
+            await self.rollback()
+            raise
 
     async def commit(self) -> None:
         """Commit, then project and publish; a projection failure never fails the commit."""
         session = self.session
-        ticket = await self._translated(self._commit(session))
-        self.changes.clear()
-        self.flushed = False
-        self._emitted = []
-        await self._runtime.after_commit(ticket)
+        try:
+            with translating(self.entity_name):
+                ticket = await self._commit(session)
+        except BaseException:
+            await self.rollback()
+            raise
+        self._reset()
+        await self._context.hooks.after_commit(ticket)
 
     async def rollback(self) -> None:
         """Roll back; nothing of this transaction is projected or published."""
+        self._reset()
+        try:
+            with translating(self.entity_name):
+                await self.session.rollback()
+        except Exception:
+            # A dead connection cannot roll back, and needs not: the server already did.
+            logger.warning("rollback failed; the connection is discarded", exc_info=True)
+
+    def _reset(self) -> None:
         self._emitted = []
         self.changes.clear()
         self.flushed = False
-        await self.session.rollback()
 
-    async def _commit(self, session: AsyncSession) -> CommitTicket:
+    async def _commit(self, session: AsyncSession) -> Any:
         await session.flush()
-        ticket = await self._runtime.before_commit(session, list(self.changes), self._emitted)
+        hooks = self._context.hooks
+        ticket = await hooks.before_commit(session, list(self.changes), self._emitted)
         try:
             await session.commit()
         except BaseException:
-            await self._runtime.commit_failed(ticket)
+            await hooks.commit_failed(ticket)
             raise
         return ticket
-
-    async def _translated(self, work: Awaitable[T]) -> T:
-        try:
-            return await work
-        except StaleDataError as exc:
-            await self.rollback()
-            raise ConcurrencyError(
-                f"{exc} Another transaction changed or deleted the row since it was read; "
-                "load it again and retry."
-            ) from exc
-        except StatementError as exc:
-            await self.rollback()
-            if isinstance(exc.orig, ValueError):
-                raise ValueError(str(exc.orig)) from exc
-            raise
-        except BaseException:
-            await self.rollback()
-            raise

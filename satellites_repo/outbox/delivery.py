@@ -17,8 +17,8 @@ from satellites_repo.outbox.store import Settlement
 
 if TYPE_CHECKING:
     from satellites_repo.events import EventBus
+    from satellites_repo.outbox.dispatch import Dispatcher
     from satellites_repo.outbox.rehydrate import Rehydrator
-    from satellites_repo.projections import Dispatcher
 
 __all__ = ["Delivery", "deliver"]
 
@@ -63,14 +63,14 @@ async def deliver(
             for record in group:
                 if (record.entity, record.key) in missed:
                     failed[record.seq][failure.target] = failure.error
-    for record in records:
-        if EVENTS_TARGET not in record.pending:
-            continue
+    publishing = [record for record in records if EVENTS_TARGET in record.pending]
+    if publishing:
         try:
-            await events.publish(record.event())
+            await events.publish_many([record.event() for record in publishing])
         except Exception as exc:
-            logger.warning("publishing event %s failed: %s", record.event_id, exc)
-            failed[record.seq][EVENTS_TARGET] = f"{type(exc).__name__}: {exc}"
+            logger.warning("publishing %d event(s) failed: %s", len(publishing), exc)
+            for record in publishing:
+                failed[record.seq][EVENTS_TARGET] = f"{type(exc).__name__}: {exc}"
     return Delivery(_settlements(records, failed), frozenset(local_failures))
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from satellites_repo.events import DataEvent
-from satellites_repo.orm.changeset import Change, Operation
+from satellites_repo.model.change import Change, Operation
 
 __all__ = ["EVENTS_TARGET", "OutboxRecord", "event_row_payload"]
 

@@ -10,50 +10,18 @@ is skipped, since its delete is in the outbox too.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from satellites_repo.orm.changeset import Change, Operation
+from satellites_repo.model import Change, Operation
+from satellites_repo.model.rows import current_changes
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from satellites_repo.orm.registry import EntitySpec, Registry
+    from satellites_repo.model import Registry
 
-__all__ = ["Rehydrator", "current_changes", "row_change", "row_columns"]
-
-
-def row_columns(spec: EntitySpec) -> list[Any]:
-    """Every mapped column, labelled with its attribute name, for ``row_change``."""
-    return [getattr(spec.model, name).label(name) for name in spec.codec.columns]
-
-
-def row_change(spec: EntitySpec, row: Mapping[Any, Any], operation: Operation) -> Change:
-    """A selected row (``row_columns``, as a mapping) as a change with every column."""
-    codec = spec.codec
-    values: dict[str, Any] = dict(row)
-    key = str(values[codec.primary_key])
-    version = int(values.get("version") or 0)
-    payload = codec.payload_of_values(values)
-    return Change(spec.table, key, operation, version, payload, spec.hidden)
-
-
-async def current_changes(
-    engine: AsyncEngine, spec: EntitySpec, keys: Sequence[str], operation: Operation
-) -> dict[str, Change]:
-    """The current rows for ``keys`` as changes with every column, by key."""
-    if not keys:
-        return {}
-    codec = spec.codec
-    key_column = getattr(spec.model, codec.primary_key)
-    typed = [codec.parse_key(key) for key in keys]
-    statement = select(*row_columns(spec)).where(key_column.in_(typed))
-    async with engine.connect() as connection:
-        rows = (await connection.execute(statement)).all()
-    changes = (row_change(spec, row._mapping, operation) for row in rows)
-    return {change.key: change for change in changes}
+__all__ = ["Rehydrator"]
 
 
 class Rehydrator:

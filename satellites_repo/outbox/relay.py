@@ -13,13 +13,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from satellites_repo.outbox.delivery import deliver
+from satellites_repo.retry import FailureLog
 
 if TYPE_CHECKING:
     from satellites_repo.config import OutboxConfig
     from satellites_repo.events import EventBus
+    from satellites_repo.outbox.dispatch import Dispatcher
     from satellites_repo.outbox.rehydrate import Rehydrator
     from satellites_repo.outbox.store import OutboxStore
-    from satellites_repo.projections import Dispatcher
 
 __all__ = ["Relay"]
 
@@ -42,6 +43,7 @@ class Relay:
         self._events = events
         self._rehydrator = rehydrator
         self._config = config
+        self.failures = FailureLog(logger, "relay pass")
 
     async def run_once(self) -> int:
         """Deliver one batch of due rows; returns how many were claimed."""
@@ -62,22 +64,20 @@ class Relay:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Loop until ``stop`` is set; a failing pass (Postgres away) waits and retries."""
-        failures = 0
+        """Loop until ``stop`` is set; a failing pass (Postgres away) backs off and retries."""
         while not stop.is_set():
             try:
                 claimed = await self.run_once()
-                failures = 0
+                self.failures.succeeded()
             except Exception as exc:
-                failures += 1
+                self.failures.failed(exc)
                 claimed = 0
-                logger.warning("relay pass failed (%s); retrying", exc)
             if claimed == self._config.batch_size:
                 continue
             pause = (
-                self._config.relay_interval
-                if failures == 0
-                else self._store.backoff_seconds(failures)
+                self._store.backoff.delay(self.failures.streak)
+                if self.failures.streak
+                else self._config.relay_interval
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)

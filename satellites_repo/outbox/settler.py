@@ -1,7 +1,8 @@
 """Writes the fast path's settlements in the background, many commits per statement.
 
 A commit does not wait for its outbox rows to be marked settled: the mark is queued and
-written shortly after, merged with those of other commits. If the process dies first, the
+written shortly after, merged with those of other commits. A failed write is retried with
+the outbox's backoff a few times; if the process dies first or Postgres stays away, the
 rows are simply delivered again by the relay, which the version guards make harmless.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from satellites_repo.outbox.store import Settlement
+from satellites_repo.retry import FailureLog
 
 if TYPE_CHECKING:
     from satellites_repo.outbox.store import OutboxStore
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["Settler"]
 
 logger = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+"""Writes of one merged batch before it is left to the relay."""
 
 
 class Settler:
@@ -30,6 +35,7 @@ class Settler:
         self._store = store
         self._queue: asyncio.Queue[list[Settlement]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.failures = FailureLog(logger, "settling outbox rows")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="satellites settler")
@@ -60,12 +66,23 @@ class Settler:
             while not self._queue.empty():
                 batches.append(self._queue.get_nowait())
             try:
-                await self._store.settle(_merged(batches))
-            except Exception as exc:
-                logger.warning("settling outbox rows failed (%s); the relay will redeliver", exc)
+                await self._settle(_merged(batches))
             finally:
                 for _ in batches:
                     self._queue.task_done()
+
+    async def _settle(self, settlements: list[Settlement]) -> None:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                await self._store.settle(settlements)
+            except Exception as exc:
+                self.failures.failed(exc)
+                if attempt < ATTEMPTS:
+                    await asyncio.sleep(self._store.backoff.delay(attempt))
+                continue
+            self.failures.succeeded()
+            return
+        logger.warning("left %d settlement(s) to the relay", len(settlements))
 
 
 def _merged(batches: Iterable[list[Settlement]]) -> list[Settlement]:

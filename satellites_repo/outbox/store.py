@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import insert, select, text
-from tenacity import RetryCallState, wait_exponential_jitter
 
-from satellites_repo.orm.codec import json_safe
+from satellites_repo.model.codec import json_safe
 from satellites_repo.outbox.records import (
     EVENT_OPERATION,
     EVENTS_TARGET,
@@ -24,13 +23,14 @@ from satellites_repo.outbox.records import (
     event_row_payload,
 )
 from satellites_repo.outbox.table import OUTBOX_CHANNEL, meta_table, outbox_table
+from satellites_repo.retry import Backoff
 
 if TYPE_CHECKING:
     import asyncpg
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from satellites_repo.events import DataEvent
-    from satellites_repo.orm.changeset import Change
+    from satellites_repo.model.change import Change
 
 __all__ = ["OutboxStatus", "OutboxStore", "Settlement"]
 
@@ -68,8 +68,7 @@ class OutboxStore:
         pool: asyncpg.Pool,
         *,
         max_attempts: int,
-        backoff_initial: float,
-        backoff_max: float,
+        backoff: Backoff,
         grace_seconds: float,
         followed: Iterable[str] = (),
     ) -> None:
@@ -78,7 +77,7 @@ class OutboxStore:
         self._followed = frozenset(followed)
         self._max_attempts = max_attempts
         self._grace_seconds = grace_seconds
-        self._backoff = wait_exponential_jitter(multiplier=backoff_initial, max=backoff_max)
+        self.backoff = backoff
 
     # -- inside the unit of work's transaction -------------------------------------------
 
@@ -173,15 +172,9 @@ class OutboxStore:
                     list(settlement.seqs),
                     list(settlement.remaining),
                     settlement.error,
-                    self.backoff_seconds(settlement.attempt),
+                    self.backoff.delay(settlement.attempt),
                     self._max_attempts,
                 )
-
-    def backoff_seconds(self, attempt: int) -> float:
-        """Exponential backoff with jitter (tenacity's), for the given attempt number."""
-        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = attempt
-        return float(self._backoff(state))
 
     async def claim(self, limit: int, lease_seconds: float) -> list[OutboxRecord]:
         """Take up to ``limit`` due rows, oldest first, for ``lease_seconds``.

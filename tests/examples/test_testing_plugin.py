@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,7 @@ from examples.knowledge_base import (
     generate_articles,
     to_articles,
 )
-from satellites_repo import Base, DataEvent, DataLayerConfig
-from satellites_repo._clients import open_elasticsearch, open_postgres_pool, open_redis
+from satellites_repo import Base, DataEvent, DataLayer, DataLayerConfig
 from satellites_repo.testing import DataLayerFactory, vector_dimension
 from tests.integration.models import Articles as FourDimensionalArticles
 from tests.integration.models import Tags
@@ -144,21 +144,14 @@ def test_unreachable_redis_fails_the_factory(
 async def leftovers(stem: str) -> dict[str, Any]:
     """What the shared servers still hold under a test's names."""
     config = DataLayerConfig.from_env()
-    pool = await open_postgres_pool(config.postgres.replace(min_connections=1))
-    try:
-        schema = await pool.fetchval(
-            "SELECT count(*) > 0 FROM information_schema.schemata WHERE schema_name = $1", stem
-        )
-    finally:
-        await pool.close()
-    redis = await open_redis(config.redis)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{stem}:*")]
-    finally:
-        await redis.aclose()
-    elasticsearch = await open_elasticsearch(config.elasticsearch)
-    try:
-        indices = await elasticsearch.indices.get(index=f"{stem}-*", allow_no_indices=True)
-    finally:
-        await elasticsearch.close()
+    with tempfile.TemporaryDirectory() as unused:
+        config = config.replace(faiss=config.faiss.replace(index_path=Path(unused)))
+        async with DataLayer(config) as layer:
+            schema = await layer.postgres.fetchval(
+                "SELECT count(*) > 0 FROM information_schema.schemata WHERE schema_name = $1", stem
+            )
+            keys = [key async for key in layer.redis.scan_iter(match=f"{stem}:*")]
+            indices = await layer.elasticsearch.indices.get(
+                index=f"{stem}-*", allow_no_indices=True
+            )
     return {"schema": schema, "keys": keys, "indices": sorted(indices)}

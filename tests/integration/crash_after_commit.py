@@ -12,18 +12,18 @@ import signal
 import sys
 
 from satellites_repo import DataLayer, DataLayerConfig
-from satellites_repo.pipeline import CommitPipeline, CommitTicket
+from satellites_repo.outbox import CommitTicket, OutboxHooks
 from tests.integration.models import REPOSITORIES, Article, Articles
 
 
-async def die_after_commit(self: CommitPipeline, ticket: CommitTicket) -> None:
+async def die_after_commit(self: OutboxHooks, ticket: CommitTicket) -> None:
     sys.stdout.write("".join(f"{record.key}\n" for record in ticket.records))
     sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def main(count: int) -> None:
-    CommitPipeline.after_commit = die_after_commit  # type: ignore[method-assign]
+    OutboxHooks.after_commit = die_after_commit  # type: ignore[method-assign]
     layer = DataLayer(DataLayerConfig.from_env(), repositories=REPOSITORIES)
     async with layer, layer.unit_of_work() as uow:
         articles = [

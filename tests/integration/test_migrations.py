@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from satellites_repo import DataLayerConfig
-from satellites_repo._clients import open_postgres_pool
+from satellites_repo.postgres import open_postgres_pool
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import insert
 
 from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.migrate import create_tables
-from satellites_repo.ops.reindex import reindex
-from satellites_repo.ops.verify import repair, verify
 from tests.integration.conftest import subprocess_environment
 from tests.integration.models import REPOSITORIES, Article, Articles
 from tests.integration.test_outbox import (
@@ -21,6 +20,12 @@ from tests.integration.test_outbox import (
     commit_articles,
     search_versions,
 )
+
+
+def search_backend(layer: DataLayer) -> ElasticsearchBackend:
+    backend = layer.operations.backend("elasticsearch")
+    assert isinstance(backend, ElasticsearchBackend)
+    return backend
 
 
 async def bulk_insert_rows(layer: DataLayer, count: int) -> None:
@@ -55,8 +60,7 @@ async def test_reindex_while_300_commits_land_loses_nothing(unrefreshed_layer: D
     layer = unrefreshed_layer
     await commit_articles(layer, 50)
     await bulk_insert_rows(layer, 20_000)
-    spec = layer.registry.spec_of_repository(Articles)
-    alias = layer.search_projection.alias(Articles.search)
+    alias = search_backend(layer).alias(Articles.search)
     await layer.elasticsearch.indices.refresh(index=alias)  # the 50 committed are searchable
     empty_answers = 0
     searches = 0
@@ -84,7 +88,7 @@ async def test_reindex_while_300_commits_land_loses_nothing(unrefreshed_layer: D
 
     async def rebuild() -> None:
         try:
-            await reindex(layer, spec, "es", batch_size=1000)
+            await layer.operations.reindex(Articles, ["elasticsearch"])
         finally:
             finished.set()
 
@@ -92,7 +96,7 @@ async def test_reindex_while_300_commits_land_loses_nothing(unrefreshed_layer: D
 
     assert searches > 0
     assert empty_answers == 0
-    behind, leftovers = await layer.search_projection.indices_of(Articles.search)
+    behind, leftovers = await search_backend(layer).indices_of(Articles.search)
     assert len(behind) == 1
     assert behind[0] != f"{alias}-000001"
     assert leftovers == []
@@ -103,17 +107,20 @@ async def test_reindex_while_300_commits_land_loses_nothing(unrefreshed_layer: D
 
 async def test_an_interrupted_reindex_leaves_no_trace_and_can_run_again(layer: DataLayer) -> None:
     await commit_articles(layer, 10)
-    spec = layer.registry.spec_of_repository(Articles)
-    alias = layer.search_projection.alias(Articles.search)
+    alias = search_backend(layer).alias(Articles.search)
     await layer.elasticsearch.indices.create(index=f"{alias}-20000101000000000000")  # left over
-    report = await reindex(layer, spec, "es")
+    (report,) = await layer.operations.reindex(Articles, ["elasticsearch"])
     assert report.rows == 10
-    behind, leftovers = await layer.search_projection.indices_of(Articles.search)
-    assert behind == [report.new_index]
+    behind, leftovers = await search_backend(layer).indices_of(Articles.search)
+    assert len(behind) == 1
+    assert behind[0] != f"{alias}-20000101000000000000"
     assert leftovers == []
-    again = await reindex(layer, spec, "es")
+    (again,) = await layer.operations.reindex(Articles, ["elasticsearch"])
     assert again.rows == 10
-    assert await layer.search_projection.indices_of(Articles.search) == ([again.new_index], [])
+    behind_again, leftovers_again = await search_backend(layer).indices_of(Articles.search)
+    assert len(behind_again) == 1
+    assert behind_again != behind
+    assert leftovers_again == []
 
 
 async def test_reindex_warms_the_cache_and_rebuilds_vectors(layer: DataLayer) -> None:
@@ -121,18 +128,16 @@ async def test_reindex_warms_the_cache_and_rebuilds_vectors(layer: DataLayer) ->
     keys = [key async for key in layer.redis.scan_iter(f"{layer.config.redis.key_prefix}*")]
     await layer.redis.delete(*keys)
     await layer.vectors.drop("articles")
-    spec = layer.registry.spec_of_repository(Articles)
-    assert (await reindex(layer, spec, "redis")).rows == 20
-    assert (await reindex(layer, spec, "vectors")).rows == 20
+    reports = await layer.operations.reindex(Articles, ["redis", "faiss"])
+    assert [(report.target, report.rows) for report in reports] == [("redis", 20), ("faiss", 20)]
     await assert_projections_equal_postgres(layer)
 
 
 async def test_verify_finds_drift_and_repair_mends_it(layer: DataLayer) -> None:
     created = await commit_articles(layer, 6)
-    spec = layer.registry.spec_of_repository(Articles)
-    assert all(drift.clean for drift in await verify(layer, spec))
+    assert all(drift.clean for drift in await layer.operations.verify(Articles))
 
-    alias = layer.search_projection.alias(Articles.search)
+    alias = search_backend(layer).alias(Articles.search)
     older, phantom_vector = (str(entity.id) for entity in created[:2])
     # A change that never reached Elasticsearch, whose outbox row was then purged.
     await layer.elasticsearch.indices.close(index=alias)
@@ -156,19 +161,19 @@ async def test_verify_finds_drift_and_repair_mends_it(layer: DataLayer) -> None:
         refresh=True,
     )
 
-    drifts = {drift.target: drift for drift in await verify(layer, spec)}
-    assert drifts["es"].missing == [lost]
-    assert drifts["es"].stale == [older]
-    assert drifts["es"].extra == {stray: 5}
+    drifts = {drift.target: drift for drift in await layer.operations.verify(Articles)}
+    assert drifts["elasticsearch"].missing == [lost]
+    assert drifts["elasticsearch"].stale == [older]
+    assert drifts["elasticsearch"].extra == {stray: 5}
     assert drifts["redis"].stale == [older]
-    assert drifts["vectors"].missing == [phantom_vector]
-    assert drifts["vectors"].stale == [older]
-    assert drifts["vectors"].extra == {stray: 3}
+    assert drifts["faiss"].missing == [phantom_vector]
+    assert drifts["faiss"].stale == [older]
+    assert drifts["faiss"].extra == {stray: 3}
 
-    assert await repair(layer, spec, list(drifts.values())) == 7
-    await layer.relay.drain()
-    await layer.follower.follow_once()
-    assert all(drift.clean for drift in await verify(layer, spec))
+    assert await layer.operations.repair(Articles, list(drifts.values())) == 7
+    await layer.operations.relay.drain()
+    await layer.operations.follow()
+    assert all(drift.clean for drift in await layer.operations.verify(Articles))
     await assert_projections_equal_postgres(layer)
 
 
@@ -204,7 +209,7 @@ async def test_the_cli_reports_outbox_status_and_verifies(
     assert code == 0, output
     assert "Drift" in output
     await layer.elasticsearch.delete(
-        index=layer.search_projection.alias(Articles.search),
+        index=search_backend(layer).alias(Articles.search),
         id=(await layer.postgres.fetchval("SELECT id::text FROM articles LIMIT 1")),
         refresh=True,
     )
@@ -212,9 +217,9 @@ async def test_the_cli_reports_outbox_status_and_verifies(
     assert code == 1, output
     code, output = await satellites("verify", "--repair")
     assert code == 0, output
-    code, output = await satellites("reindex", "--target", "es")
+    code, output = await satellites("reindex", "--target", "elasticsearch")
     assert code == 0, output
-    assert "Articles es: 3 row(s)" in output
+    assert "Articles elasticsearch: 3 row(s)" in output
     code, output = await satellites("outbox", "purge", "--done-older-than", "0s")
     assert code == 0, output
     assert "purged" in output

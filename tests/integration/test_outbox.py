@@ -31,7 +31,7 @@ async def commit_articles(layer: DataLayer, count: int, batch: int = 100) -> lis
             entities = [article(n) for n in range(start, min(start + batch, count))]
             created.extend(await uow.repository(Articles).add_many(entities))
             await uow.commit()
-    await layer.settled()
+    await layer.operations.settled()
     return created
 
 
@@ -89,9 +89,9 @@ async def assert_projections_equal_postgres(layer: DataLayer) -> None:
 
 async def settle_everything(layer: DataLayer) -> None:
     """Make every owed row due now and let this process's relay and follower deliver it."""
-    await layer.outbox.retry_now()
-    await layer.relay.drain()
-    await layer.follower.follow_once()
+    await layer.operations.outbox.retry_now()
+    await layer.operations.relay.drain()
+    await layer.operations.follow()
 
 
 def relay_off(config: DataLayerConfig) -> DataLayerConfig:
@@ -112,7 +112,7 @@ async def test_a_commit_settles_its_outbox_rows(layer: DataLayer) -> None:
     rows = await layer.postgres.fetch("SELECT pending, done_at, attempts FROM satellites_outbox")
     assert len(rows) == 3
     assert all(row["pending"] == [] and row["done_at"] is not None for row in rows)
-    status = await layer.outbox.status()
+    status = await layer.operations.outbox.status()
     assert (status.pending, status.dead, status.done) == (0, 0, 3)
 
 
@@ -139,7 +139,7 @@ async def test_replayed_events_keep_their_ids(quiet_layer: DataLayer) -> None:
             )
         )
         await uow.commit()
-    await quiet_layer.settled()
+    await quiet_layer.operations.settled()
     first = [(event.id, event.type) for event in seen]
     # Owe the events again, as if the publishing process had died before settling.
     await quiet_layer.postgres.execute("UPDATE satellites_outbox SET pending = '{events}'")
@@ -180,7 +180,7 @@ async def test_killed_after_commit_the_relay_delivers_everything(
     await settle_everything(quiet_layer)
 
     await assert_projections_equal_postgres(quiet_layer)
-    assert (await quiet_layer.outbox.status()).pending == 0
+    assert (await quiet_layer.operations.outbox.status()).pending == 0
 
 
 @pytest.fixture
@@ -228,8 +228,8 @@ async def test_elasticsearch_down_for_500_commits_then_catching_up(
             else:
                 await uow.repository(Articles).add(article(n))
             await uow.commit()
-    await layer.settled()
-    status = await layer.outbox.status()
+    await layer.operations.settled()
+    status = await layer.operations.outbox.status()
     assert status.by_target == {"elasticsearch": 500}
     assert await layer.postgres.fetchval("SELECT count(*) FROM articles") == 420
 
@@ -237,7 +237,7 @@ async def test_elasticsearch_down_for_500_commits_then_catching_up(
     await settle_everything(layer)
 
     await assert_projections_equal_postgres(layer)
-    assert (await layer.outbox.status()).pending == 0
+    assert (await layer.operations.outbox.status()).pending == 0
 
 
 async def test_redis_down_reads_fall_back_and_writes_commit(
@@ -255,8 +255,8 @@ async def test_redis_down_reads_fall_back_and_writes_commit(
         loaded.title = "changed while Redis was down"
         await articles.add(article(99))
         await uow.commit()
-    await layer.settled()
-    assert (await layer.outbox.status()).by_target == {"redis": 2}
+    await layer.operations.settled()
+    assert (await layer.operations.outbox.status()).by_target == {"redis": 2}
 
     await proxied["redis"].restore()
     await settle_everything(layer)
@@ -273,16 +273,18 @@ async def test_two_relays_on_2000_pending_rows(
     await proxied["elasticsearch"].cut()
     await proxied["redis"].cut()
     await commit_articles(proxied_layer, 2000, batch=250)
-    assert (await proxied_layer.outbox.status()).pending == 2000
+    assert (await proxied_layer.operations.outbox.status()).pending == 2000
     await proxied["elasticsearch"].restore()
     await proxied["redis"].restore()
-    await proxied_layer.outbox.retry_now()
+    await proxied_layer.operations.outbox.retry_now()
 
     small_batches = relay_off(config).replace(
         outbox=relay_off(config).outbox.replace(batch_size=100)
     )
     async with DataLayer(small_batches, repositories=REPOSITORIES) as second:
-        claimed = await asyncio.gather(proxied_layer.relay.drain(), second.relay.drain())
+        claimed = await asyncio.gather(
+            proxied_layer.operations.relay.drain(), second.operations.relay.drain()
+        )
 
     assert sum(claimed) == 2000
     assert all(count > 0 for count in claimed)
@@ -290,7 +292,7 @@ async def test_two_relays_on_2000_pending_rows(
         "SELECT attempts, count(*) AS n FROM satellites_outbox GROUP BY attempts"
     )
     assert [(row["attempts"], row["n"]) for row in attempts] == [(2, 2000)]
-    await proxied_layer.follower.follow_once()
+    await proxied_layer.operations.follow()
     await assert_projections_equal_postgres(proxied_layer)
 
 
@@ -299,16 +301,16 @@ async def test_a_row_that_keeps_failing_is_dead_lettered(quiet_layer: DataLayer)
     await quiet_layer.elasticsearch.indices.close(index=alias)
     await commit_articles(quiet_layer, 1)
     for _ in range(quiet_layer.config.outbox.max_attempts):
-        await quiet_layer.outbox.retry_now()
-        await quiet_layer.relay.drain()
-    status = await quiet_layer.outbox.status()
+        await quiet_layer.operations.outbox.retry_now()
+        await quiet_layer.operations.relay.drain()
+    status = await quiet_layer.operations.outbox.status()
     assert (status.pending, status.dead) == (0, 1)
     error = await quiet_layer.postgres.fetchval("SELECT last_error FROM satellites_outbox")
     assert "elasticsearch" in error
 
     await quiet_layer.elasticsearch.indices.open(index=alias)
-    assert await quiet_layer.outbox.retry_dead() == 1
-    await quiet_layer.relay.drain()
+    assert await quiet_layer.operations.outbox.retry_dead() == 1
+    await quiet_layer.operations.relay.drain()
     await assert_projections_equal_postgres(quiet_layer)
 
 
@@ -397,7 +399,7 @@ async def test_a_failed_local_vector_apply_is_followed_later(
 
     monkeypatch.setattr(layer.vectors, "upsert_many", fails_once)
     (created,) = await commit_articles(layer, 1)
-    await layer.follower.follow_once()
+    await layer.operations.follow()
     record = await layer.vectors.get("articles", str(created.id))
     assert record is not None
     assert record.version == 1

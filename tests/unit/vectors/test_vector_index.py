@@ -351,5 +351,11 @@ def test_checkpoint_accepts_integers_and_none(tmp_path: Path) -> None:
 def test_public_names() -> None:
     import satellites_repo.vectors as vectors
 
-    assert sorted(vectors.__all__) == ["VectorIndex", "VectorMatch", "VectorRecord"]
+    assert sorted(vectors.__all__) == [
+        "VectorIndex",
+        "VectorMatch",
+        "VectorRecord",
+        "check_namespace",
+        "checked_vector",
+    ]
     assert all(hasattr(vectors, name) for name in vectors.__all__)

@@ -12,8 +12,8 @@ from sqlalchemy import DateTime, Numeric, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from satellites_repo import Base, Vector, Versioned
-from satellites_repo.orm.codec import RowCodec, json_safe
-from satellites_repo.orm.types import as_float32_vector
+from satellites_repo.model.codec import RowCodec, json_safe
+from satellites_repo.model.vector import as_float32_vector
 
 
 class Invoice(Base, Versioned):
@@ -89,8 +89,8 @@ def test_vector_values_are_exactly_float32() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ([1.0, 2.0], "dimension 3"),
-        ([[1.0, 2.0, 3.0]], "dimension 3"),
+        ([1.0, 2.0], "must have 3 numbers"),
+        ([[1.0, 2.0, 3.0]], "must have 3 numbers"),
         ([1.0, float("nan"), 0.0], "NaN"),
         ([1.0, float("-inf"), 0.0], "infinity"),
         ([0.0, 0.0, 0.0], "all zeros"),
@@ -105,5 +105,5 @@ def test_vector_column_binds_checked_values() -> None:
     column_type = Vector(3)
     assert column_type.process_bind_param([1, 2, 3], None) == [1.0, 2.0, 3.0]  # type: ignore[arg-type]
     assert column_type.process_bind_param(None, None) is None  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="dimension 3"):
+    with pytest.raises(ValueError, match="must have 3 numbers"):
         column_type.process_bind_param([1.0], None)  # type: ignore[arg-type]

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.exc import NoInspectionAvailable
 
 from satellites_repo.errors import ConfigurationError
-from satellites_repo.orm.codec import RowCodec
-from satellites_repo.orm.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
-from satellites_repo.orm.types import Vector
-
-if TYPE_CHECKING:
-    from satellites_repo.orm.repository import Repository
+from satellites_repo.model.codec import RowCodec
+from satellites_repo.model.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
+from satellites_repo.model.vector import Vector
 
 __all__ = ["EntitySpec", "Registry"]
 
@@ -24,7 +21,8 @@ __all__ = ["EntitySpec", "Registry"]
 class EntitySpec:
     """Everything the write and read paths need to know about one repository's model."""
 
-    repository: type[Repository[Any]]
+    repository: type[Any]
+    """The ``Repository`` subclass (typed loosely: the ORM layer sits above this one)."""
     model: type[Any]
     codec: RowCodec
     cache: CachePolicy | None
@@ -38,19 +36,34 @@ class EntitySpec:
         return self.codec.table
 
     @property
+    def name(self) -> str:
+        """The repository's class name, as messages and the CLI's ``--repository`` say it."""
+        return str(self.repository.__name__)
+
+    @property
     def projected(self) -> bool:
         return any(target is not None for target in (self.cache, self.search, self.vectors))
+
+    @property
+    def vector_dimension(self) -> int | None:
+        """The dimension of the ``VectorField``'s column (checked to be a ``Vector``)."""
+        if self.vectors is None:
+            return None
+        column_type = self.model.__table__.c[self.vectors.column].type
+        return int(column_type.dimension)
 
 
 class Registry:
     """Model, table and repository lookups for the repositories given to ``DataLayer``."""
 
-    def __init__(self, repositories: Sequence[type[Repository[Any]]], dimension: int) -> None:
+    def __init__(self, repositories: Sequence[type[Any]], dimension: int | None = None) -> None:
+        """``dimension``: the vector index's, if configured; else the columns' (which agree)."""
         self._by_model: dict[type[Any], EntitySpec] = {}
         self._by_repository: dict[type[Any], EntitySpec] = {}
         self._by_table: dict[str, EntitySpec] = {}
         for repository in repositories:
-            self._add(_spec_of(repository, dimension))
+            self._add(_spec_of(repository))
+        self.vector_dimension = _agreed_dimension(self.specs, dimension)
 
     @property
     def specs(self) -> list[EntitySpec]:
@@ -88,7 +101,27 @@ class Registry:
         self._by_table[spec.table] = spec
 
 
-def _spec_of(repository: type[Repository[Any]], dimension: int) -> EntitySpec:
+def _agreed_dimension(specs: Sequence[EntitySpec], configured: int | None) -> int | None:
+    """The one vector dimension of every ``VectorField`` (and the configured one, if any)."""
+    dimension = configured
+    source = "the FAISS index has dimension {} (FaissConfig.dimension)"
+    for spec in specs:
+        found = spec.vector_dimension
+        if found is None:
+            continue
+        if dimension is not None and found != dimension:
+            assert spec.vectors is not None
+            raise ConfigurationError(
+                f"{spec.name}: column {spec.vectors.column!r} is Vector({found}) but "
+                + source.format(dimension)
+            )
+        if dimension is None:
+            dimension = found
+            source = f"{spec.name}'s vectors have dimension {{}}"
+    return dimension
+
+
+def _spec_of(repository: type[Any]) -> EntitySpec:
     name = repository.__name__
     model = getattr(repository, "model", None)
     if model is None:
@@ -113,7 +146,7 @@ def _spec_of(repository: type[Repository[Any]], dimension: int) -> EntitySpec:
             f"{name}: {model.__name__} must be Versioned to be projected (the version orders "
             "every change in Redis, Elasticsearch and FAISS)"
         )
-    _check_columns(spec, dimension)
+    _check_columns(spec)
     return spec
 
 
@@ -126,7 +159,7 @@ def _declared_search(repository: type[Any]) -> SearchIndex | None:
     return None
 
 
-def _check_columns(spec: EntitySpec, dimension: int) -> None:
+def _check_columns(spec: EntitySpec) -> None:
     name = spec.repository.__name__
     columns = set(spec.codec.columns)
     if spec.search is not None:
@@ -143,11 +176,6 @@ def _check_columns(spec: EntitySpec, dimension: int) -> None:
     column_type = spec.model.__table__.c[field.column].type
     if not isinstance(column_type, Vector):
         raise ConfigurationError(f"{name}: column {field.column!r} is not a Vector column")
-    if column_type.dimension != dimension:
-        raise ConfigurationError(
-            f"{name}: column {field.column!r} is Vector({column_type.dimension}) but the FAISS "
-            f"index has dimension {dimension} (FaissConfig.dimension)"
-        )
     unknown = sorted(set(field.metadata) - columns)
     if unknown:
         raise ConfigurationError(f"{name}: VectorField metadata names unknown columns {unknown}")

@@ -11,6 +11,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from satellites_repo.vectors import checked_vector
+
 __all__ = ["Vector", "as_float32_vector"]
 
 
@@ -19,17 +21,11 @@ def as_float32_vector(
 ) -> list[float]:
     """``values`` as float32 numbers, checked: right length, finite, not all zero.
 
-    The values returned are exactly what Postgres stores (``real``), so the vector read
-    back equals the vector indexed. Raises ``ValueError`` naming the problem.
+    The check is the vector index's own (``checked_vector``), so what Postgres accepts
+    FAISS accepts too. The values returned are exactly what Postgres stores (``real``),
+    so the vector read back equals the vector indexed. Raises ``ValueError``.
     """
-    array = np.asarray(values, dtype=np.float32)
-    if array.ndim != 1 or array.shape[0] != dimension:
-        raise ValueError(f"expected a vector of dimension {dimension}, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError("vector contains NaN or infinity")
-    if not array.any():
-        raise ValueError("vector is all zeros (cosine similarity is undefined)")
-    result: list[float] = array.tolist()
+    result: list[float] = checked_vector(values, dimension).data[0].tolist()
     return result
 
 

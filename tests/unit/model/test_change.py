@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from satellites_repo.orm.changeset import Change, ChangeSet, Operation
-from satellites_repo.orm.registry import Registry
+from satellites_repo.model.change import Change, ChangeSet, Operation
+from satellites_repo.model.spec import Registry
 
 
 def change(operation: Operation, version: int, key: str = "1", title: str = "t") -> Change:

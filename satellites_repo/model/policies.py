@@ -14,15 +14,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, overload
+from typing import Any, Literal, Protocol, TypeVar, get_args, overload
 
-if TYPE_CHECKING:
-    from satellites_repo.orm.repository import Repository
-    from satellites_repo.orm.search import BoundSearch
+from satellites_repo.model.results import TextSearch
+from satellites_repo.vectors import check_namespace
 
-__all__ = ["CachePolicy", "FieldType", "SearchIndex", "VectorField"]
+__all__ = ["CachePolicy", "FieldType", "SearchIndex", "SearchOwner", "VectorField"]
 
 T = TypeVar("T")
+
+
+class SearchOwner(Protocol[T]):
+    """What a ``SearchIndex`` is declared on: a repository, which binds it to itself."""
+
+    def bind_search(self, index: SearchIndex) -> TextSearch[T]: ...
+
 
 FieldType = Literal[
     "text", "keyword", "integer", "long", "float", "double", "boolean", "date", "search_as_you_type"
@@ -95,16 +101,14 @@ class SearchIndex:
     def __get__(self, instance: None, owner: type[Any]) -> SearchIndex: ...
 
     @overload
-    def __get__(self, instance: Repository[T], owner: type[Any]) -> BoundSearch[T]: ...
+    def __get__(self, instance: SearchOwner[T], owner: type[Any]) -> TextSearch[T]: ...
 
     def __get__(
-        self, instance: Repository[T] | None, owner: type[Any]
-    ) -> SearchIndex | BoundSearch[T]:
+        self, instance: SearchOwner[T] | None, owner: type[Any]
+    ) -> SearchIndex | TextSearch[T]:
         if instance is None:
             return self
-        from satellites_repo.orm.search import BoundSearch
-
-        return BoundSearch(instance, self)
+        return instance.bind_search(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +126,7 @@ class VectorField:
     def __post_init__(self) -> None:
         if not self.column:
             raise ValueError("VectorField needs the name of a Vector column")
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", self.namespace):
-            raise ValueError(f"VectorField namespace {self.namespace!r} is not a safe name")
+        check_namespace(self.namespace)
         object.__setattr__(self, "metadata", tuple(self.metadata))
 
 

@@ -17,7 +17,7 @@ from satellites_repo import (
     VectorField,
     Versioned,
 )
-from satellites_repo.orm.registry import Registry
+from satellites_repo.model.spec import Registry
 
 
 class Doc(Base, Versioned):
@@ -140,7 +140,7 @@ def test_unregistered_repository_lookup_says_how_to_register() -> None:
         (lambda: SearchIndex("Bad Name", fields={"t": "text"}), "lowercase"),
         (lambda: SearchIndex("docs", fields={}), "at least one field"),
         (lambda: SearchIndex("docs", fields={"t": "txt"}), "unknown type 'txt'"),  # type: ignore[dict-item]
-        (lambda: VectorField("embedding", namespace="../escape"), "not a safe name"),
+        (lambda: VectorField("embedding", namespace="../escape"), "is invalid"),
         (lambda: CachePolicy(ttl=0), "positive"),
         (lambda: Vector(0), "positive"),
     ],

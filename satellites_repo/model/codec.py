@@ -8,7 +8,6 @@ a UUID comes back a UUID and a timestamp a timezone-aware datetime.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import decimal
 import enum
 import uuid
@@ -22,12 +21,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.session import make_transient_to_detached
 from typing_extensions import TypedDict
 
-__all__ = ["RowCodec", "json_default", "json_safe"]
+__all__ = ["RowCodec", "json_bytes", "json_default", "json_safe"]
 
 T = TypeVar("T")
 
 
 def json_default(value: Any) -> Any:
+    """What orjson cannot encode natively, as JSON scalars (orjson's ``default`` hook)."""
     if isinstance(value, uuid.UUID):  # e.g. asyncpg's own UUID subclass, which orjson skips
         return str(value)
     if isinstance(value, decimal.Decimal):
@@ -36,28 +36,26 @@ def json_default(value: Any) -> Any:
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, frozenset | set):
         return sorted(value)
+    if isinstance(value, enum.Enum):
+        return value.value
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-def _dumps(values: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(values, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+def json_bytes(value: Any) -> bytes:
+    """``value`` as JSON: the one encoder behind the cache, the outbox, events and documents."""
+    return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with UUIDs, datetimes, decimals and bytes turned into JSON scalars."""
-    if value is None or isinstance(value, str | int | float | bool):
+    """``value`` as plain JSON data, exactly as ``json_bytes`` would write it.
+
+    One encoder for every consumer: the FAISS follower rebuilds metadata with this and
+    compares it with what the fast path stored, so the two must never disagree (on NaN,
+    a datetime's form, a UUID subclass...).
+    """
+    if value is None or (isinstance(value, str | bool | int) and not isinstance(value, enum.Enum)):
         return value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return json_safe(value.value)
-    if isinstance(value, Mapping):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    return json_default(value)
+    return orjson.loads(json_bytes(value))
 
 
 def _python_type(column_type: Any) -> Any:
@@ -96,7 +94,7 @@ class RowCodec:
         return {name: getattr(entity, name) for name in self.columns}
 
     def dumps(self, entity: object) -> bytes:
-        return _dumps(self.values(entity))
+        return json_bytes(self.values(entity))
 
     def payload(self, entity: object) -> dict[str, Any]:
         """The entity as JSON-safe data, for events and search documents."""
@@ -104,8 +102,7 @@ class RowCodec:
 
     def payload_of_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Column values (an entity's, or a row's) as JSON-safe data."""
-        row = {name: values[name] for name in self.columns}
-        result: dict[str, Any] = orjson.loads(_dumps(row))
+        result: dict[str, Any] = json_safe({name: values[name] for name in self.columns})
         return result
 
     def key_of(self, entity: object) -> Any:

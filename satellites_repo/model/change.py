@@ -25,7 +25,7 @@ from satellites_repo.events import DataEvent
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from satellites_repo.orm.registry import Registry
+    from satellites_repo.model.spec import Registry
 
 __all__ = ["Change", "ChangeSet", "Operation"]
 

@@ -1,0 +1,295 @@
+"""Documents written with ``version_type=external`` and the entity's version, one bulk
+request per batch, so Elasticsearch itself refuses a stale or replayed write (a 409 that is
+expected and skipped). Each ``SearchIndex`` is reached through an alias that points at a
+concrete, numbered index, so a reindex can build a new one and swap the alias atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, TransportError
+
+from satellites_repo.backends.elasticsearch._query import es_query
+from satellites_repo.backends.elasticsearch._reindex import Reindexed, reindex
+from satellites_repo.errors import ProjectionError, RepositoryError, UnavailableError
+from satellites_repo.health import proven
+from satellites_repo.model import Change, Operation, RankedHit, RankedPage
+
+if TYPE_CHECKING:
+    from satellites_repo.config import ElasticsearchConfig
+    from satellites_repo.model import EntitySpec, Registry, SearchIndex
+    from satellites_repo.types import AbsentKeys, Progress, RowSource
+
+__all__ = ["ElasticsearchBackend"]
+
+logger = logging.getLogger(__name__)
+
+ERRORS = (ApiError, TransportError)
+_SKIPPED_STATUSES = {409}  # a newer version is already indexed: the write is stale
+SCAN_BATCH = 1000
+
+Refresh = Literal["false", "true", "wait_for"]
+
+
+class ElasticsearchBackend:
+    """Indexes and ranks the repositories that declare a ``SearchIndex``."""
+
+    name = "elasticsearch"
+    shared = True
+
+    def __init__(self, config: ElasticsearchConfig, registry: Registry) -> None:
+        self._config = config
+        self._registry = registry
+        self._client: AsyncElasticsearch | None = None
+
+    @property
+    def client(self) -> AsyncElasticsearch:
+        """The native ``AsyncElasticsearch`` client (open between ``open`` and ``close``)."""
+        if self._client is None:
+            raise UnavailableError(self.name, "not connected")
+        return self._client
+
+    def alias(self, index: SearchIndex) -> str:
+        return f"{self._config.index_prefix}{index.index}"
+
+    def covers(self, spec: EntitySpec) -> bool:
+        return spec.search is not None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, then create ``<alias>-000001`` behind each alias that does not exist."""
+        client = _client(self._config)
+        self._client = await proven(client, _cluster_answers, client.close)
+        for spec in self._registry.specs:
+            if spec.search is not None:
+                await self._ensure_index(spec.search)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    async def check(self) -> None:
+        await _cluster_answers(self.client)
+
+    async def _ensure_index(self, index: SearchIndex) -> None:
+        alias = self.alias(index)
+        if await self.client.indices.exists_alias(name=alias):
+            return
+        try:
+            await self.create_index(index, f"{alias}-000001", aliased=True)
+        except BadRequestError as exc:
+            if exc.error != "resource_already_exists_exception":
+                raise
+        logger.info("created search index %s-000001 behind alias %s", alias, alias)
+
+    # -- indices behind aliases ----------------------------------------------------------
+
+    async def create_index(self, index: SearchIndex, name: str, *, aliased: bool) -> None:
+        """Create the concrete index ``name`` with the declared mappings."""
+        aliases = {self.alias(index): {"is_write_index": True}} if aliased else None
+        await self.client.indices.create(
+            index=name, mappings=index.mappings(), settings=dict(index.settings), aliases=aliases
+        )
+
+    async def indices_of(self, index: SearchIndex) -> tuple[list[str], list[str]]:
+        """(indices behind the alias, other indices of this SearchIndex: leftovers)."""
+        alias = self.alias(index)
+        found = await self.client.indices.get(index=f"{alias}-*", allow_no_indices=True)
+        behind = [name for name, info in found.items() if alias in info.get("aliases", {})]
+        return behind, sorted(set(found) - set(behind))
+
+    async def swap_alias(self, index: SearchIndex, new_name: str) -> list[str]:
+        """Point the alias at ``new_name`` in one atomic step; returns the indices it left."""
+        alias = self.alias(index)
+        behind, _ = await self.indices_of(index)
+        actions: list[Mapping[str, Any]] = [
+            {"remove": {"index": name, "alias": alias}} for name in behind
+        ]
+        actions.append({"add": {"index": new_name, "alias": alias, "is_write_index": True}})
+        await self.client.indices.update_aliases(actions=actions)
+        return [name for name in behind if name != new_name]
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        await self.write(changes)
+
+    async def write(
+        self, changes: Sequence[Change], *, into: str | None = None, refresh: Refresh | None = None
+    ) -> None:
+        """One bulk request; ``into`` names a concrete index to write (a reindex's new one).
+
+        ``refresh`` overrides the configured refresh policy for this request.
+        """
+        operations: list[Mapping[str, Any]] = []
+        for change in changes:
+            spec = self._registry.spec_of_table(change.table)
+            if spec is None or spec.search is None:
+                continue
+            operations.extend(self._operation(spec.search, change, into))
+        if not operations:
+            return
+        try:
+            response = await self.client.bulk(
+                operations=operations, refresh=refresh or self._config.refresh
+            )
+        except ERRORS as exc:
+            raise ProjectionError(self.name, f"bulk request failed: {exc}") from exc
+        if response["errors"]:
+            self._raise_item_errors(response["items"])
+
+    def _operation(
+        self, index: SearchIndex, change: Change, into: str | None
+    ) -> list[Mapping[str, Any]]:
+        meta = {
+            "_index": into or self.alias(index),
+            "_id": change.key,
+            "version": change.version,
+            "version_type": "external",
+        }
+        if change.operation is Operation.DELETED:
+            return [{"delete": meta}]
+        document = {name: change.payload.get(name) for name in index.fields}
+        return [{"index": meta}, document]
+
+    def _raise_item_errors(self, items: Sequence[Mapping[str, Any]]) -> None:
+        failed = []
+        for item in items:
+            ((action, result),) = item.items()
+            status = result.get("status", 0)
+            if status < 300 or status in _SKIPPED_STATUSES:
+                continue
+            if action == "delete" and status == 404:
+                continue
+            reason = result.get("error", {}).get("reason", "unknown")
+            failed.append(f"{result.get('_id')} ({status} {reason})")
+        if failed:
+            raise ProjectionError(
+                self.name, f"{len(failed)} document(s) rejected: {'; '.join(failed[:5])}"
+            )
+
+    # -- TextRanker ----------------------------------------------------------------------
+
+    async def rank(
+        self,
+        spec: EntitySpec,
+        query: str | Mapping[str, Any],
+        *,
+        filters: Mapping[str, Any] | None,
+        limit: int,
+        offset: int,
+    ) -> RankedPage:
+        index = spec.search
+        assert index is not None
+        highlights: dict[str, Any] | None = None
+        if isinstance(query, str) and index.text_fields:
+            highlights = {"fields": {name: {} for name in index.text_fields}}
+        body = es_query(index, query, filters)
+        try:
+            async with asyncio.timeout(self._config.call_timeout):
+                response = await self.client.search(
+                    index=self.alias(index),
+                    query=body,
+                    size=limit,
+                    from_=offset,
+                    source=False,
+                    highlight=highlights,
+                    track_total_hits=True,
+                )
+        except TimeoutError as exc:
+            raise UnavailableError(self.name, f"search of {index.index!r} timed out") from exc
+        except ApiError as exc:
+            if exc.status_code in (400, 404):
+                raise RepositoryError(
+                    f"{spec.name}: Elasticsearch refused the query on {index.index!r}: "
+                    f"{_reason(exc)}"
+                ) from exc
+            raise UnavailableError(self.name, f"search of {index.index!r}: {exc}") from exc
+        except TransportError as exc:
+            raise UnavailableError(self.name, f"search of {index.index!r}: {exc}") from exc
+        hits = [
+            RankedHit(hit["_id"], float(hit["_score"] or 0.0), hit.get("highlight", {}))
+            for hit in response["hits"]["hits"]
+        ]
+        return RankedPage(hits, int(response["hits"]["total"]["value"]))
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def rebuild(self, spec: EntitySpec, source: RowSource, progress: Progress) -> int:
+        return (await self.reindex(spec, source, progress)).rows
+
+    async def reindex(self, spec: EntitySpec, source: RowSource, progress: Progress) -> Reindexed:
+        """``rebuild``, reporting the new index, the replayed rows and the indices dropped."""
+        return await reindex(self, spec, source, progress)
+
+    def drift_probe(self, spec: EntitySpec) -> _SearchProbe:
+        return _SearchProbe(self, spec)
+
+
+class _SearchProbe:
+    def __init__(self, backend: ElasticsearchBackend, spec: EntitySpec) -> None:
+        assert spec.search is not None
+        self._client = backend.client
+        self._alias = backend.alias(spec.search)
+
+    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
+        response = await self._client.mget(index=self._alias, ids=list(keys), source=False)
+        return {
+            doc["_id"]: (int(doc["_version"]) if doc.get("found") else None)
+            for doc in response["docs"]
+        }
+
+    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
+        """Counts first; the ids are listed only when the index holds more than expected."""
+        await self._client.indices.refresh(index=self._alias)
+        if int((await self._client.count(index=self._alias))["count"]) <= expected:
+            return {}
+        versions: dict[str, int] = {}
+        after: list[Any] | None = None
+        while True:
+            response = await self._client.search(
+                index=self._alias,
+                size=SCAN_BATCH,
+                source=False,
+                version=True,
+                sort=["_doc"],
+                search_after=after,
+            )
+            hits = response["hits"]["hits"]
+            if not hits:
+                break
+            versions.update((hit["_id"], int(hit["_version"])) for hit in hits)
+            after = hits[-1]["sort"]
+        return {key: versions[key] for key in await absent(list(versions))}
+
+
+def _client(config: ElasticsearchConfig) -> AsyncElasticsearch:
+    auth: dict[str, Any] = {}
+    password = config.password_value()
+    if config.username and password:
+        auth["basic_auth"] = (config.username, password)
+    return AsyncElasticsearch(
+        hosts=config.hosts, request_timeout=config.timeout, retry_on_timeout=True, **auth
+    )
+
+
+async def _cluster_answers(client: AsyncElasticsearch) -> None:
+    # Cluster health rather than GET /: minimal distributions (the integ-test zip) lack the
+    # root endpoint, and health is what a readiness check means anyway.
+    health = await client.cluster.health()
+    if health["status"] == "red":
+        raise RuntimeError("cluster status is red")
+
+
+def _reason(exc: ApiError) -> str:
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error", {})
+    if isinstance(error, dict):
+        return str(error.get("reason") or error.get("type") or exc.message)
+    return str(exc.message)

@@ -1,0 +1,220 @@
+"""The FAISS backend: this process's vectors of committed rows, with per-id versions.
+
+FAISS lives in each process (``shared`` is false), so unlike Redis and Elasticsearch
+every instance applies every vector change to its own index, following the outbox from
+the position its snapshot records. Versions make that safe to repeat: the index ignores
+an upsert or delete whose version is not newer than the one it holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from satellites_repo.errors import ProjectionError, VectorIndexError
+from satellites_repo.model import Change, Operation, json_safe
+from satellites_repo.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from satellites_repo.config import FaissConfig
+    from satellites_repo.model import EntitySpec, Registry, VectorField
+    from satellites_repo.types import AbsentKeys, Progress, RowSource
+
+__all__ = ["FaissBackend"]
+
+logger = logging.getLogger(__name__)
+
+REBUILD_BATCH = 2000
+
+
+class _NamespaceBatch:
+    """The upserts and deletes of one batch for one namespace."""
+
+    def __init__(self) -> None:
+        self.upsert_ids: list[str] = []
+        self.upsert_vectors: list[Sequence[float]] = []
+        self.upsert_metadata: list[dict[str, Any]] = []
+        self.upsert_versions: list[int | None] = []
+        self.delete_ids: list[str] = []
+        self.delete_versions: list[int | None] = []
+
+    def add(self, field: VectorField, change: Change) -> None:
+        vector = change.payload.get(field.column)
+        if change.operation is Operation.DELETED or vector is None:
+            self.delete_ids.append(change.key)
+            self.delete_versions.append(change.version)
+            return
+        self.upsert_ids.append(change.key)
+        self.upsert_vectors.append(vector)
+        self.upsert_metadata.append({name: change.payload.get(name) for name in field.metadata})
+        self.upsert_versions.append(change.version)
+
+
+class FaissBackend:
+    """Applies vector changes to this process's ``VectorIndex`` and ranks by similarity."""
+
+    name = "faiss"
+    shared = False
+
+    def __init__(self, config: FaissConfig, registry: Registry, dimension: int) -> None:
+        self._registry = registry
+        self.index = VectorIndex(
+            config.index_path,
+            dimension,
+            index_type=config.index_type,
+            hnsw_m=config.hnsw_m,
+            hnsw_ef_construction=config.hnsw_ef_construction,
+            hnsw_ef_search=config.hnsw_ef_search,
+        )
+
+    def covers(self, spec: EntitySpec) -> bool:
+        return spec.vectors is not None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Load the snapshot; a corrupt one is reported, and the index rebuilt from Postgres."""
+        try:
+            await self.index.load()
+        except VectorIndexError as exc:
+            logger.warning("FAISS snapshot unusable (%s); rebuilding from Postgres", exc)
+            self.index.checkpoint = None
+
+    async def close(self) -> None:
+        """Nothing to release: the index is memory. ``persist`` before, to keep it."""
+
+    async def check(self) -> None:
+        await self.index.namespaces()
+
+    @property
+    def checkpoint(self) -> int | None:
+        return self.index.checkpoint
+
+    @checkpoint.setter
+    def checkpoint(self, value: int | None) -> None:
+        self.index.checkpoint = value
+
+    async def persist(self) -> None:
+        """Save a snapshot with its checkpoint, so a restart resumes instead of rebuilding."""
+        if await self.index.namespaces():
+            await self.index.save()
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        batches: dict[str, _NamespaceBatch] = {}
+        for change in changes:
+            spec = self._registry.spec_of_table(change.table)
+            if spec is None or spec.vectors is None:
+                continue
+            batches.setdefault(spec.vectors.namespace, _NamespaceBatch()).add(spec.vectors, change)
+        for namespace, batch in batches.items():
+            try:
+                await self._apply_batch(namespace, batch)
+            except (ValueError, RuntimeError) as exc:
+                raise ProjectionError(self.name, f"namespace {namespace!r}: {exc}") from exc
+
+    async def _apply_batch(self, namespace: str, batch: _NamespaceBatch) -> None:
+        if batch.upsert_ids:
+            await self.index.upsert_many(
+                namespace,
+                batch.upsert_ids,
+                batch.upsert_vectors,
+                batch.upsert_metadata,
+                versions=batch.upsert_versions,
+            )
+        if batch.delete_ids:
+            await self.index.delete_many(
+                namespace, batch.delete_ids, versions=batch.delete_versions
+            )
+
+    # -- VectorRanker --------------------------------------------------------------------
+
+    async def nearest(
+        self,
+        spec: EntitySpec,
+        vector: Sequence[float],
+        *,
+        k: int,
+        filters: Mapping[str, Any] | None,
+    ) -> list[tuple[str, float]]:
+        field = spec.vectors
+        assert field is not None
+        matches = await self.index.query(
+            field.namespace, vector, top_k=k, filter=_filters(field, filters)
+        )
+        return [(match.id, match.score) for match in matches]
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def rebuild(self, spec: EntitySpec, source: RowSource, progress: Progress) -> int:
+        """Reload the namespace from Postgres, streaming (key, version, vector, metadata)."""
+        field = spec.vectors
+        assert field is not None
+        await self.index.drop(field.namespace)
+        model = spec.model
+        vector_column = getattr(model, field.column)
+        columns = [getattr(model, spec.codec.primary_key), model.version, vector_column]
+        columns += [getattr(model, name) for name in field.metadata]
+        loaded = 0
+        async for rows in source.rows(spec, columns, REBUILD_BATCH):
+            present = [row for row in rows if row[2] is not None]
+            await self.index.upsert_many(
+                field.namespace,
+                [str(row[0]) for row in present],
+                [row[2] for row in present],
+                [_metadata(field.metadata, row[3:]) for row in present],
+                versions=[row[1] for row in present],
+            )
+            loaded += len(present)
+            progress(loaded)
+        return loaded
+
+    def drift_probe(self, spec: EntitySpec) -> _VectorProbe:
+        return _VectorProbe(self.index, spec)
+
+
+class _VectorProbe:
+    """Reads the namespace's versions once (one thread hop), not once per batch."""
+
+    def __init__(self, index: VectorIndex, spec: EntitySpec) -> None:
+        assert spec.vectors is not None
+        self._index = index
+        self._namespace = spec.vectors.namespace
+        self._versions: dict[str, int | None] | None = None
+        self._seen: set[str] = set()
+
+    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
+        if self._versions is None:
+            self._versions = await self._index.versions(self._namespace)
+        self._seen.update(keys)
+        versions = self._versions
+        return {key: (versions[key] or 0) if key in versions else None for key in keys}
+
+    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
+        if self._versions is None:
+            self._versions = await self._index.versions(self._namespace)
+        return {
+            key: version or 0 for key, version in self._versions.items() if key not in self._seen
+        }
+
+
+def _filters(field: VectorField, filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not filters:
+        return None
+    unknown = sorted(set(filters) - set(field.metadata))
+    if unknown:
+        raise ValueError(
+            f"cannot filter vectors of {field.namespace!r} on {unknown}; "
+            f"filterable metadata is {list(field.metadata)}"
+        )
+    return {
+        name: list(value) if isinstance(value, tuple | set | frozenset) else value
+        for name, value in filters.items()
+    }
+
+
+def _metadata(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """Metadata as the fast path stores it (the JSON-safe payload's values)."""
+    return {name: json_safe(value) for name, value in zip(names, values, strict=True)}

@@ -1,0 +1,229 @@
+"""The Redis backend: whole rows as versioned JSON, written only if newer; read-through cache.
+
+A cached value is ``b"<version>:<json>"``; a tombstone (a deleted row) is
+``b"<version>:"`` with a short TTL. Every write goes through one Lua script that refuses
+a version not newer than the one stored, so a slow reader that loaded an old row, or a
+replayed change, can never put an older row (or a deleted one) back into the cache.
+Reads are one MGET for any number of keys, under ``RedisConfig.call_timeout``: a slow or
+absent Redis makes a read fall back to Postgres, never wait (the client never retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from satellites_repo.errors import ProjectionError, UnavailableError
+from satellites_repo.health import proven
+from satellites_repo.model import Change, Operation, json_bytes
+from satellites_repo.retry import FailureLog
+
+if TYPE_CHECKING:
+    from satellites_repo.config import RedisConfig
+    from satellites_repo.model import EntitySpec, Registry
+    from satellites_repo.types import AbsentKeys, Progress, RowSource
+
+__all__ = ["CachedRow", "RedisBackend"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# KEYS[1] the row's key; ARGV: version, the value to store ("<version>:<json>", built by
+# the client so Lua never copies the body), TTL seconds. Only the head of the stored value
+# is read: the version is all the guard needs.
+_GUARDED_SET = """
+local head = redis.call('GETRANGE', KEYS[1], 0, 20)
+if head ~= '' then
+  local current = tonumber(string.match(head, '^(%d+):'))
+  if current and current >= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+_ERRORS = (RedisError, OSError)
+REBUILD_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRow:
+    """What the cache holds for one key: a row's JSON, or a tombstone (``body`` empty)."""
+
+    version: int
+    body: bytes
+
+    @property
+    def is_tombstone(self) -> bool:
+        return not self.body
+
+    @classmethod
+    def parse(cls, raw: bytes) -> CachedRow | None:
+        head, separator, body = raw.partition(b":")
+        if not separator or not head.isdigit():
+            return None
+        return cls(int(head), body)
+
+
+def _client(config: RedisConfig) -> redis.Redis:
+    return redis.Redis(
+        host=config.host,
+        port=config.port,
+        db=config.db,
+        username=config.username,
+        password=config.password_value(),
+        socket_timeout=config.timeout,
+        socket_connect_timeout=config.timeout,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 0),  # a deadline, not a retry storm, bounds every call
+    )
+
+
+class RedisBackend:
+    """Write-through projection and read-through cache for repositories with a CachePolicy."""
+
+    name = "redis"
+    shared = True
+
+    def __init__(self, config: RedisConfig, registry: Registry) -> None:
+        self._config = config
+        self._registry = registry
+        self._client: redis.Redis | None = None
+        self._guarded_set: Any = None
+        self.read_failures = FailureLog(logger, "reading the Redis cache")
+
+    @property
+    def client(self) -> redis.Redis:
+        """The native redis-py client (open between ``open`` and ``close``)."""
+        if self._client is None:
+            raise UnavailableError(self.name, "not connected")
+        return self._client
+
+    def key(self, table: str, key: str) -> str:
+        return f"{self._config.key_prefix}{table}:{key}"
+
+    def covers(self, spec: EntitySpec) -> bool:
+        return spec.cache is not None
+
+    async def open(self) -> None:
+        client = _client(self._config)
+        self._client = await proven(client, _ping, client.aclose)
+        self._guarded_set = self._client.register_script(_GUARDED_SET)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def check(self) -> None:
+        await _ping(self.client)
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        writes: list[tuple[str, int, bytes, int]] = []
+        for change in changes:
+            spec = self._registry.spec_of_table(change.table)
+            if spec is None or spec.cache is None:
+                continue
+            if change.operation is Operation.DELETED:
+                body, ttl = b"", spec.cache.tombstone_ttl
+            else:
+                body, ttl = json_bytes(change.payload), spec.cache.ttl
+            writes.append((self.key(change.table, change.key), change.version, body, ttl))
+        try:
+            await self._write(writes)
+        except _ERRORS as exc:
+            raise ProjectionError(self.name, f"cache write failed: {exc}") from exc
+
+    async def _write(self, writes: Sequence[tuple[str, int, bytes, int]]) -> None:
+        """Guarded writes of (key, version, body, ttl), in one pipeline round trip."""
+        if not writes:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, version, body, ttl in writes:
+                value = b"%d:%s" % (version, body)
+                await self._guarded_set(keys=[key], args=[version, value, ttl], client=pipe)
+            await pipe.execute()
+
+    async def read(self, spec: EntitySpec, keys: Sequence[str]) -> list[CachedRow | None]:
+        """One MGET; ``None`` where the key is absent or unreadable."""
+        if not keys:
+            return []
+        raw_values: list[Any] = await self.client.mget([self.key(spec.table, key) for key in keys])
+        return [None if raw is None else CachedRow.parse(raw) for raw in raw_values]
+
+    # -- CacheReader: the request path, under a deadline ---------------------------------
+
+    async def cached(self, spec: EntitySpec, keys: Sequence[str]) -> dict[str, bytes]:
+        rows = await self._bounded("read", self.read(spec, keys))
+        return {
+            key: row.body
+            for key, row in zip(keys, rows, strict=True)
+            if row is not None and not row.is_tombstone
+        }
+
+    async def fill(self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]]) -> None:
+        if spec.cache is None:
+            return
+        ttl = spec.cache.ttl
+        writes = [(self.key(spec.table, key), version, body, ttl) for key, version, body in rows]
+        await self._bounded("fill", self._write(writes))
+
+    async def _bounded(self, action: str, call: Awaitable[T]) -> T:
+        """``call`` within ``call_timeout``; a failure is logged (once), raised as unavailable."""
+        try:
+            async with asyncio.timeout(self._config.call_timeout):
+                result = await call
+        except (*_ERRORS, TimeoutError) as exc:
+            self.read_failures.failed(exc)
+            reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
+            raise UnavailableError(self.name, f"cache {action}: {reason}") from exc
+        self.read_failures.succeeded()
+        return result
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def rebuild(self, spec: EntitySpec, source: RowSource, progress: Progress) -> int:
+        """Write every row again through the version guard (warming, never flushing:
+        tombstones stay, so slow readers still cannot resurrect deleted rows)."""
+        done = 0
+        async for batch in source.changes(spec, REBUILD_BATCH):
+            await self.apply(batch)
+            done += len(batch)
+            progress(done)
+        return done
+
+    def drift_probe(self, spec: EntitySpec) -> _CacheProbe:
+        return _CacheProbe(self, spec)
+
+
+class _CacheProbe:
+    """Only what the cache holds counts: an absent key is not drift (caching is optional)."""
+
+    def __init__(self, backend: RedisBackend, spec: EntitySpec) -> None:
+        self._backend = backend
+        self._spec = spec
+
+    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
+        rows = await self._backend.read(self._spec, keys)
+        return {
+            key: (0 if row.is_tombstone else row.version)
+            for key, row in zip(keys, rows, strict=True)
+            if row is not None
+        }
+
+    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
+        return {}
+
+
+async def _ping(client: redis.Redis) -> None:
+    await client.ping()

@@ -1,0 +1,252 @@
+"""The one composition root: backends from the config, then the outbox and the unit of work.
+
+``BACKENDS`` is where backends are registered: adding one is a module in ``backends/``
+and a line here. Everything else (delivery, the relay, followers, reindex, verify, the
+CLI, health, the read path) loops over the registered backends and knows none by name.
+Background tasks are owned by ``Runtime`` and always cancelled and awaited by ``close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from satellites_repo import postgres
+from satellites_repo.backends.elasticsearch import ElasticsearchBackend
+from satellites_repo.backends.faiss import FaissBackend
+from satellites_repo.backends.redis import RedisBackend
+from satellites_repo.errors import ConfigurationError, StartupError
+from satellites_repo.orm.unit_of_work import TrackedSession, UnitOfWorkContext
+from satellites_repo.outbox.dispatch import Dispatcher
+from satellites_repo.outbox.follower import Follower
+from satellites_repo.outbox.hooks import OutboxHooks
+from satellites_repo.outbox.rehydrate import Rehydrator
+from satellites_repo.outbox.relay import Relay
+from satellites_repo.outbox.settler import Settler
+from satellites_repo.outbox.source import PostgresSource
+from satellites_repo.outbox.store import OutboxStore
+from satellites_repo.outbox.table import outbox_table
+from satellites_repo.retry import Backoff
+from satellites_repo.types import Backend, CacheReader, LocalBackend, TextRanker, VectorRanker
+
+if TYPE_CHECKING:
+    import asyncpg
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from satellites_repo.config import DataLayerConfig
+    from satellites_repo.events import EventBus
+    from satellites_repo.model import EntitySpec, Registry
+
+__all__ = ["BACKENDS", "BackendReaders", "Runtime", "build_backends"]
+
+logger = logging.getLogger(__name__)
+
+B = TypeVar("B", bound=Backend)
+
+BackendFactory = Callable[["DataLayerConfig", "Registry"], Backend]
+
+BACKENDS: tuple[BackendFactory, ...] = (
+    lambda config, registry: RedisBackend(config.redis, registry),
+    lambda config, registry: ElasticsearchBackend(config.elasticsearch, registry),
+    lambda config, registry: FaissBackend(
+        config.faiss, registry, _vector_dimension(config, registry)
+    ),
+)
+"""Every backend a ``DataLayer`` opens, in this order."""
+
+
+def _vector_dimension(config: DataLayerConfig, registry: Registry) -> int:
+    """The ``Vector(n)`` columns' dimension, unless the config sets one explicitly."""
+    if "dimension" in config.faiss.model_fields_set or registry.vector_dimension is None:
+        return config.faiss.dimension
+    return registry.vector_dimension
+
+
+def build_backends(config: DataLayerConfig, registry: Registry) -> list[Backend]:
+    """The registered backends, constructed (nothing is connected yet)."""
+    return [factory(config, registry) for factory in BACKENDS]
+
+
+def find_backend(backends: Sequence[Backend], kind: type[B]) -> B:
+    """The backend of class ``kind`` (for the façade's typed native clients)."""
+    for backend in backends:
+        if isinstance(backend, kind):
+            return backend
+    raise LookupError(f"no {kind.__name__} is registered")
+
+
+class BackendReaders:
+    """``Readers``: for each repository, the first registered backend offering each read."""
+
+    def __init__(self, backends: Sequence[Backend]) -> None:
+        self._backends = list(backends)
+        self._chosen: dict[tuple[str, type], Backend | None] = {}
+
+    def cache(self, spec: EntitySpec) -> CacheReader | None:
+        return cast("CacheReader | None", self._first(spec, CacheReader))
+
+    def text(self, spec: EntitySpec) -> TextRanker | None:
+        return cast("TextRanker | None", self._first(spec, TextRanker))
+
+    def vectors(self, spec: EntitySpec) -> VectorRanker | None:
+        return cast("VectorRanker | None", self._first(spec, VectorRanker))
+
+    def _first(self, spec: EntitySpec, kind: type) -> Backend | None:
+        slot = (spec.table, kind)
+        if slot not in self._chosen:
+            self._chosen[slot] = next(
+                (b for b in self._backends if isinstance(b, kind) and b.covers(spec)), None
+            )
+        return self._chosen[slot]
+
+
+class Runtime:
+    """The outbox, relay, followers and unit-of-work context over open clients."""
+
+    def __init__(
+        self,
+        config: DataLayerConfig,
+        registry: Registry,
+        events: EventBus,
+        backends: Sequence[Backend],
+        pool: asyncpg.Pool,
+        engine: AsyncEngine,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.backends = list(backends)
+        self.engine = engine
+        self._pool = pool
+        outbox = config.outbox
+        locals_ = [_local(backend) for backend in self.backends if not backend.shared]
+        followed = [spec.table for spec in registry.specs if any(b.covers(spec) for b in locals_)]
+        self.outbox = OutboxStore(
+            pool,
+            max_attempts=outbox.max_attempts,
+            backoff=Backoff(outbox.backoff_initial, outbox.backoff_max),
+            grace_seconds=outbox.grace_seconds,
+            followed=followed,
+        )
+        rehydrator = Rehydrator(engine, registry)
+        self.source = PostgresSource(engine, self.outbox, rehydrator)
+        dispatcher = Dispatcher(self.backends, registry)
+        self.relay = Relay(self.outbox, dispatcher, events, rehydrator, outbox)
+        self.followers = [
+            Follower(
+                store=self.outbox,
+                backend=backend,
+                rehydrator=rehydrator,
+                registry=registry,
+                source=self.source,
+                page_size=outbox.batch_size,
+                poll_interval=outbox.follow_interval,
+            )
+            for backend in locals_
+        ]
+        self.settler = Settler(self.outbox)
+        hooks = OutboxHooks(
+            dispatcher,
+            events,
+            self.outbox,
+            self.settler,
+            self.followers,
+            rehydrator,
+            timeout=outbox.delivery_timeout,
+        )
+        self.unit_of_work = UnitOfWorkContext(
+            sessionmaker=async_sessionmaker(
+                engine, expire_on_commit=False, sync_session_class=TrackedSession
+            ),
+            registry=registry,
+            readers=BackendReaders(self.backends),
+            hooks=hooks,
+        )
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._relay_stop = asyncio.Event()
+
+    def follower_of(self, backend: Backend) -> Follower:
+        for follower in self.followers:
+            if follower.backend is backend:
+                return follower
+        raise LookupError(f"{backend.name} is not followed in this process")
+
+    async def open(self) -> None:
+        """Check the outbox, catch local backends up, start the background work.
+
+        Raises ``StartupError`` naming the backend at fault.
+        """
+        self.settler.start()
+        if not self.registry.specs:
+            return
+        await _named("postgres", self._require_outbox_table())
+        follow = self.config.outbox.follow
+        for follower in self.followers if follow else ():
+            await _named(follower.backend.name, follower.catch_up())
+        if self.config.outbox.relay:
+            self._spawn("relay", self.relay.run(self._relay_stop))
+        followed = [follower for follower in self.followers if follower.tables]
+        if follow and followed:
+            self._listener = await postgres.open_listener(self.config.postgres)
+            for follower in followed:
+                self._spawn(f"{follower.backend.name} follower", follower.run(self._listener))
+
+    async def close(self) -> None:
+        self._relay_stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.settler.close()
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            try:
+                await listener.close()
+            except Exception:
+                logger.warning("closing the outbox listener failed", exc_info=True)
+
+    async def _require_outbox_table(self) -> None:
+        exists = await self._pool.fetchval("SELECT to_regclass($1) IS NOT NULL", outbox_table.name)
+        if not exists:
+            raise RuntimeError(
+                f"the {outbox_table.name} table is missing: run `satellites db upgrade` "
+                "(or create the library's tables from Base.metadata)"
+            )
+
+    def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=f"satellites {name}")
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
+
+
+def _local(backend: Backend) -> LocalBackend:
+    if not isinstance(backend, LocalBackend):
+        raise ConfigurationError(
+            f"backend {backend.name!r} is not shared, so it must be a LocalBackend "
+            "(a checkpoint and persist()) for every process to follow the outbox into it"
+        )
+    return backend
+
+
+async def _named(backend: str, work: Coroutine[Any, Any, object]) -> None:
+    try:
+        await work
+    except StartupError:
+        raise
+    except Exception as exc:
+        raise StartupError({backend: f"{type(exc).__name__}: {exc}"}) from exc
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error("background task %s stopped", task.get_name(), exc_info=error)

@@ -1,0 +1,48 @@
+"""The data model of the layer, with no I/O of its own: what a change is, what a repository
+declares, how rows become JSON and back, and what reads return.
+
+Everything above this package (the ORM layer, the outbox, the backends) speaks these types.
+"""
+
+from __future__ import annotations
+
+from satellites_repo.model.change import Change, ChangeSet, Operation
+from satellites_repo.model.codec import RowCodec, json_bytes, json_safe
+from satellites_repo.model.policies import CachePolicy, FieldType, SearchIndex, VectorField
+from satellites_repo.model.results import (
+    HybridHit,
+    Page,
+    RankedHit,
+    RankedPage,
+    SearchHit,
+    SearchPage,
+    TextSearch,
+    VectorHit,
+)
+from satellites_repo.model.spec import EntitySpec, Registry
+from satellites_repo.model.vector import Vector, as_float32_vector
+
+__all__ = [
+    "CachePolicy",
+    "Change",
+    "ChangeSet",
+    "EntitySpec",
+    "FieldType",
+    "HybridHit",
+    "Operation",
+    "Page",
+    "RankedHit",
+    "RankedPage",
+    "Registry",
+    "RowCodec",
+    "SearchHit",
+    "SearchIndex",
+    "SearchPage",
+    "TextSearch",
+    "Vector",
+    "VectorField",
+    "VectorHit",
+    "as_float32_vector",
+    "json_bytes",
+    "json_safe",
+]

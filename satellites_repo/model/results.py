@@ -1,0 +1,112 @@
+"""What reads return: pages and hits, as frozen values over entities.
+
+Backends rank (``RankedPage``: keys, scores, highlights); the ORM layer hydrates the keys
+into entities (``SearchPage``, ``VectorHit``, ``HybridHit``). ``TextSearch`` is the shape
+of ``repository.search``, so a ``SearchIndex`` declaration can promise it without knowing
+the repository that implements it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+__all__ = [
+    "HybridHit",
+    "Page",
+    "RankedHit",
+    "RankedPage",
+    "SearchHit",
+    "SearchPage",
+    "TextSearch",
+    "VectorHit",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RankedHit:
+    """One hit as a backend ranks it, before any entity is loaded."""
+
+    key: str
+    score: float
+    highlights: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPage:
+    hits: list[RankedHit]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit(Generic[T]):
+    entity: T
+    score: float
+    highlights: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage(Generic[T]):
+    """One page of full-text hits; ``total`` counts every match, not just this page."""
+
+    hits: list[SearchHit[T]]
+    total: int
+
+    def __iter__(self) -> Iterator[SearchHit[T]]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    @property
+    def entities(self) -> list[T]:
+        return [hit.entity for hit in self.hits]
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit(Generic[T]):
+    entity: T
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class HybridHit(Generic[T]):
+    """A fused hit: ``score`` is the RRF score; the ranks say where each source put it."""
+
+    entity: T
+    score: float
+    text_rank: int | None
+    vector_rank: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """Items of one page; ``next_cursor`` is ``None`` on the last page."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+class TextSearch(Protocol[T]):
+    """``repository.search``: call it for hydrated hits, or ``ranking`` for keys only."""
+
+    async def __call__(
+        self,
+        query: str | Mapping[str, Any],
+        *,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> SearchPage[T]: ...
+
+    async def ranking(
+        self,
+        query: str | Mapping[str, Any],
+        *,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> RankedPage: ...

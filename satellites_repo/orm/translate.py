@@ -1,0 +1,116 @@
+"""Driver errors become library errors here, once, around every repository and unit-of-work
+method (advanced-alchemy's ``wrap_sqlalchemy_exception`` idea).
+
+    StaleDataError                        -> ConcurrencyError
+    IntegrityError (unique, FK, check...) -> ConflictError naming the table and constraint
+    a bad value refused by a column type  -> ValueError naming it
+    connection refused, reset, timed out  -> UnavailableError("postgres", ...)
+
+Always ``raise ... from exc``, so the driver's error stays visible as the cause. Library
+errors raised inside pass through untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import asyncpg
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+from sqlalchemy.orm.exc import StaleDataError
+
+from satellites_repo.errors import (
+    ConcurrencyError,
+    ConflictError,
+    SatellitesError,
+    UnavailableError,
+)
+
+__all__ = ["translated", "translating"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+@contextmanager
+def translating(entity: str) -> Iterator[None]:
+    """Translate what the block raises; ``entity`` names the model in messages."""
+    try:
+        yield
+    except SatellitesError:
+        raise
+    except StaleDataError as exc:
+        raise ConcurrencyError(
+            f"{entity}: {exc} Another transaction changed or deleted the row since it was "
+            "read; load it again and retry."
+        ) from exc
+    except IntegrityError as exc:
+        raise _conflict(entity, exc) from exc
+    except (OperationalError, InterfaceError) as exc:
+        raise UnavailableError("postgres", f"{entity}: {_reason(exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated or isinstance(_cause(exc), _UNREACHABLE):
+            raise UnavailableError("postgres", f"{entity}: {_reason(exc)}") from exc
+        raise
+    except StatementError as exc:
+        if isinstance(exc.orig, ValueError):
+            raise ValueError(f"{entity}: {exc.orig}") from exc
+        raise
+    except _UNREACHABLE as exc:
+        raise UnavailableError("postgres", f"{entity}: {type(exc).__name__}: {exc}") from exc
+
+
+def translated(
+    method: Callable[Concatenate[Any, P], Awaitable[R]],
+) -> Callable[Concatenate[Any, P], Awaitable[R]]:
+    """Decorate an async method of an object with an ``entity_name``: ``translating`` it."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with translating(self.entity_name):
+            return await method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _cause(exc: DBAPIError) -> BaseException | None:
+    """The asyncpg error behind SQLAlchemy's DBAPI wrapper."""
+    orig = exc.orig
+    return orig.__cause__ if orig is not None and orig.__cause__ is not None else orig
+
+
+def _reason(exc: DBAPIError) -> str:
+    cause = _cause(exc)
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+
+
+def _conflict(entity: str, exc: IntegrityError) -> ConflictError:
+    cause = _cause(exc)
+    table = getattr(cause, "table_name", None)
+    constraint = getattr(cause, "constraint_name", None)
+    detail = getattr(cause, "detail", None) or ""
+    message = getattr(cause, "message", None) or str(cause)
+    where = f"table {table!r}" if table else "the table"
+    named = f", constraint {constraint!r}" if constraint else ""
+    return ConflictError(
+        f"{entity}: Postgres refused the write ({where}{named}): {message}"
+        + (f" ({detail})" if detail else ""),
+        table=table,
+        constraint=constraint,
+    )

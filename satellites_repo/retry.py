@@ -1,0 +1,77 @@
+"""Failing work, handled one way: the one backoff policy, and one way of logging repeats.
+
+The outbox's next attempt of a failed row, the relay's and settler's pauses after a failed
+pass, and reindex's retried bulk requests all wait ``Backoff.delay(attempt)``, so a
+backend coming back after an outage is not hit by every process at once. Background loops
+report through ``FailureLog``: the first failure with its traceback, then a count, so an
+outage is visible without a log line per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+__all__ = ["Backoff", "FailureLog"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """``initial * 2**(attempt - 1)``, capped at ``maximum``, plus up to ``initial`` of jitter."""
+
+    initial: float
+    maximum: float
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+        exponent = min(max(attempt, 1) - 1, 62)
+        base = min(self.initial * 2.0**exponent, self.maximum)
+        return min(base + random.uniform(0, self.initial), self.maximum)
+
+    async def run(
+        self,
+        work: Callable[[], Awaitable[T]],
+        *,
+        attempts: int,
+        retry_on: tuple[type[Exception], ...],
+    ) -> T:
+        """``await work()``, retried after ``delay`` on ``retry_on`` errors; the last one raises."""
+        for attempt in range(1, attempts):
+            try:
+                return await work()
+            except retry_on:
+                await asyncio.sleep(self.delay(attempt))
+        return await work()
+
+
+class FailureLog:
+    """Counts failures of one recurring piece of work and logs them without flooding.
+
+    The first failure of a streak is logged at WARNING with its traceback; the following
+    ones at DEBUG with the running count; the first success after a streak at INFO.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._logger = logger
+        self._what = what
+        self.total = 0
+        self.streak = 0
+
+    def failed(self, error: BaseException) -> None:
+        self.total += 1
+        self.streak += 1
+        if self.streak == 1:
+            self._logger.warning("%s failed; retrying", self._what, exc_info=error)
+        else:
+            self._logger.debug("%s failed again (%d in a row): %s", self._what, self.streak, error)
+
+    def succeeded(self) -> None:
+        if self.streak:
+            self._logger.info("%s works again after %d failure(s)", self._what, self.streak)
+        self.streak = 0

@@ -1,0 +1,223 @@
+"""The seams between the layers, as Protocols, and the aliases they share.
+
+The ORM layer reads through ``CacheReader``, ``TextRanker`` and ``VectorRanker`` (found
+per repository by ``Readers``) and commits through ``CommitHooks``; it never imports a
+backend or the outbox. The outbox delivers to ``Backend`` objects and knows none by name.
+Each protocol has its implementations in ``backends/`` and ``outbox/``, and recording or
+failing fakes in ``satellites_repo.testing.fakes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from satellites_repo.events import EventBus
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from satellites_repo.events import DataEvent
+    from satellites_repo.model import Change, EntitySpec, RankedPage
+
+__all__ = [
+    "AbsentKeys",
+    "Backend",
+    "BackendName",
+    "CacheReader",
+    "CommitHooks",
+    "DriftProbe",
+    "EventBus",
+    "Json",
+    "LocalBackend",
+    "Progress",
+    "Readers",
+    "RowSource",
+    "TextRanker",
+    "VectorRanker",
+]
+
+Json: TypeAlias = dict[str, Any]
+"""A JSON object as Python data (what payloads, documents and metadata are)."""
+
+BackendName: TypeAlias = str
+"""A backend's one name everywhere: config, outbox targets, ``--target``, health details."""
+
+Progress: TypeAlias = Callable[[int], None]
+"""Called with the number of rows done so far (rebuilds, verify)."""
+
+AbsentKeys: TypeAlias = Callable[[Sequence[str]], Awaitable[list[str]]]
+"""Which of these keys Postgres has no row for (verify's check for extra entries)."""
+
+TicketT = TypeVar("TicketT")
+
+
+class CommitHooks(Protocol[TicketT]):
+    """What a unit of work calls around COMMIT; the ticket carries state from before to after.
+
+    ``before_commit`` runs inside the transaction after the last flush (the outbox rows go
+    into it); ``commit_failed`` if COMMIT raised; ``after_commit`` once it succeeded, and
+    it never raises: the commit stands whatever happens to its projections.
+    """
+
+    async def before_commit(
+        self, session: AsyncSession, changes: Sequence[Change], emitted: Sequence[DataEvent]
+    ) -> TicketT: ...
+
+    async def commit_failed(self, ticket: TicketT) -> None: ...
+
+    async def after_commit(self, ticket: TicketT) -> None: ...
+
+
+class RowSource(Protocol):
+    """Postgres as a rebuild reads it: rows streamed, and the outbox's changes since a point."""
+
+    def changes(self, spec: EntitySpec, batch_size: int) -> AsyncIterator[list[Change]]: ...
+
+    def rows(
+        self, spec: EntitySpec, columns: Sequence[Any], batch_size: int
+    ) -> AsyncIterator[Sequence[Row[Any]]]: ...
+
+    async def position(self) -> int:
+        """A point in the outbox: every change committed after it is replayed by ``replay``."""
+        ...
+
+    async def replay(
+        self,
+        spec: EntitySpec,
+        since: int,
+        apply: Callable[[list[Change]], Awaitable[None]],
+    ) -> int:
+        """Feed ``apply`` the changes of ``spec`` committed since ``since``; returns how many."""
+        ...
+
+
+class DriftProbe(Protocol):
+    """One backend's view of one repository while ``verify`` compares it with Postgres."""
+
+    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
+        """The version held per key; ``None`` when missing. A key left out is not drift
+        (a cache need not hold every row)."""
+        ...
+
+    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
+        """Entries (key -> version) whose row Postgres no longer has.
+
+        ``expected``: how many entries the backend should hold if it has no extras.
+        """
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One projection backend: Redis, Elasticsearch, FAISS, or one you add.
+
+    ``apply`` may see the same changes again (a retry, a replay, another relay): a change
+    whose version is not newer than what the backend holds is skipped, so replays never
+    move a projection backwards. ``shared``: one server for every instance (apply each
+    change once); otherwise each process holds its own copy and follows the outbox itself.
+    """
+
+    @property
+    def name(self) -> BackendName: ...
+
+    @property
+    def shared(self) -> bool: ...
+
+    def covers(self, spec: EntitySpec) -> bool:
+        """Whether this backend projects the repository's rows."""
+        ...
+
+    async def open(self) -> None:
+        """Connect and prepare (indices, snapshots); raises naming what is wrong."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def check(self) -> None:
+        """One round trip that proves the backend answers; raises if it does not."""
+        ...
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        """Apply ``changes`` in one batch; raise ``ProjectionError`` if any was not applied."""
+        ...
+
+    async def rebuild(self, spec: EntitySpec, source: RowSource, progress: Progress) -> int:
+        """Rebuild the repository's projection from Postgres; returns the rows written."""
+        ...
+
+    def drift_probe(self, spec: EntitySpec) -> DriftProbe: ...
+
+
+@runtime_checkable
+class LocalBackend(Backend, Protocol):
+    """A backend each process holds its own copy of (``shared`` is false): FAISS.
+
+    Every instance applies every change to it by following the outbox; ``checkpoint`` is
+    the outbox position its content reflects (``None``: unknown, rebuild from Postgres),
+    and ``persist`` saves it with that position, so a restart resumes from there.
+    """
+
+    @property
+    def checkpoint(self) -> int | None: ...
+
+    @checkpoint.setter
+    def checkpoint(self, value: int | None) -> None: ...
+
+    async def persist(self) -> None: ...
+
+
+@runtime_checkable
+class CacheReader(Protocol):
+    """Read-through cache: cached row bodies by key, and filling it after a miss."""
+
+    async def cached(self, spec: EntitySpec, keys: Sequence[str]) -> dict[str, bytes]:
+        """The JSON body of each live cached row (absent and deleted rows are left out).
+
+        Raises ``UnavailableError`` if the cache does not answer in time.
+        """
+        ...
+
+    async def fill(self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]]) -> None:
+        """Cache (key, version, JSON body) rows just read from Postgres, each only if newer."""
+        ...
+
+
+@runtime_checkable
+class TextRanker(Protocol):
+    """Full-text ranking of a repository's rows, as keys."""
+
+    async def rank(
+        self,
+        spec: EntitySpec,
+        query: str | Mapping[str, Any],
+        *,
+        filters: Mapping[str, Any] | None,
+        limit: int,
+        offset: int,
+    ) -> RankedPage: ...
+
+
+@runtime_checkable
+class VectorRanker(Protocol):
+    """Nearest neighbours of a vector among a repository's rows, as (key, score) pairs."""
+
+    async def nearest(
+        self,
+        spec: EntitySpec,
+        vector: Sequence[float],
+        *,
+        k: int,
+        filters: Mapping[str, Any] | None,
+    ) -> list[tuple[str, float]]: ...
+
+
+class Readers(Protocol):
+    """The readers serving one repository: each ``None`` when no backend offers it."""
+
+    def cache(self, spec: EntitySpec) -> CacheReader | None: ...
+
+    def text(self, spec: EntitySpec) -> TextRanker | None: ...
+
+    def vectors(self, spec: EntitySpec) -> VectorRanker | None: ...
