@@ -13,7 +13,6 @@ import enum
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from satellites_repo import postgres
@@ -176,8 +175,7 @@ class DataLayer:
             return
         was_started = self._state is _State.STARTED
         self._state = _State.STOPPED
-        if self._runtime is not None:
-            await _quietly("background tasks", self._runtime.close())
+        await self._close_runtime()
         if was_started:  # a half-started copy (a rebuild cut short) is never saved
             for backend in self._backends:
                 if isinstance(backend, LocalBackend):
@@ -199,12 +197,7 @@ class DataLayer:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
     def _require_started(self, name: str) -> None:
@@ -228,10 +221,15 @@ class DataLayer:
         except TimeoutError:
             raise TimeoutError(f"{name} gave no answer within {timeout:g}s") from None
 
+    async def _close_runtime(self) -> None:
+        """Background work stops before the clients it uses close; once."""
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            await _quietly("background tasks", runtime.close())
+
     async def _close_all(self, backend_outcomes: Sequence[object]) -> None:
-        """Background work first (it uses the clients), then every client that opened."""
-        if self._runtime is not None:
-            await _quietly("background tasks", self._runtime.close())
+        """Every client that opened; the runtime first, if it still runs."""
+        await self._close_runtime()
         closers: list[Awaitable[Any]] = [
             _quietly(backend.name, backend.close())
             for backend, outcome in zip(self._backends, backend_outcomes, strict=True)
@@ -243,7 +241,6 @@ class DataLayer:
             closers.append(_quietly("engine", self._engine.dispose()))
         await asyncio.gather(*closers)
         self._pool = self._engine = None
-        self._runtime = None
 
 
 def _failures(results: Sequence[object], names: list[str]) -> dict[str, str]:

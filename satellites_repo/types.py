@@ -19,10 +19,11 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from satellites_repo.events import DataEvent
-    from satellites_repo.model import Change, EntitySpec, RankedPage
+    from satellites_repo.model import Change, EntitySpec, RankedPage, TextQuery, VectorQuery
 
 __all__ = [
     "AbsentKeys",
+    "ApplyChanges",
     "Backend",
     "BackendName",
     "CacheReader",
@@ -46,6 +47,9 @@ BackendName: TypeAlias = str
 
 Progress: TypeAlias = Callable[[int], None]
 """Called with the number of rows done so far (rebuilds, verify)."""
+
+ApplyChanges: TypeAlias = "Callable[[list[Change]], Awaitable[None]]"
+"""Where a replay feeds the changes it reads."""
 
 AbsentKeys: TypeAlias = Callable[[Sequence[str]], Awaitable[list[str]]]
 """Which of these keys Postgres has no row for (verify's check for extra entries)."""
@@ -83,12 +87,7 @@ class RowSource(Protocol):
         """A point in the outbox: every change committed after it is replayed by ``replay``."""
         ...
 
-    async def replay(
-        self,
-        spec: EntitySpec,
-        since: int,
-        apply: Callable[[list[Change]], Awaitable[None]],
-    ) -> int:
+    async def replay(self, spec: EntitySpec, since: int, apply: ApplyChanges) -> int:
         """Feed ``apply`` the changes of ``spec`` committed since ``since``; returns how many."""
         ...
 
@@ -188,29 +187,14 @@ class CacheReader(Protocol):
 class TextRanker(Protocol):
     """Full-text ranking of a repository's rows, as keys."""
 
-    async def rank(
-        self,
-        spec: EntitySpec,
-        query: str | Mapping[str, Any],
-        *,
-        filters: Mapping[str, Any] | None,
-        limit: int,
-        offset: int,
-    ) -> RankedPage: ...
+    async def rank(self, spec: EntitySpec, request: TextQuery) -> RankedPage: ...
 
 
 @runtime_checkable
 class VectorRanker(Protocol):
     """Nearest neighbours of a vector among a repository's rows, as (key, score) pairs."""
 
-    async def nearest(
-        self,
-        spec: EntitySpec,
-        vector: Sequence[float],
-        *,
-        k: int,
-        filters: Mapping[str, Any] | None,
-    ) -> list[tuple[str, float]]: ...
+    async def nearest(self, spec: EntitySpec, request: VectorQuery) -> list[tuple[str, float]]: ...
 
 
 class Readers(Protocol):

@@ -18,7 +18,7 @@ from satellites_repo.vectors import VectorIndex
 
 if TYPE_CHECKING:
     from satellites_repo.config import FaissConfig
-    from satellites_repo.model import EntitySpec, Registry, VectorField
+    from satellites_repo.model import EntitySpec, Registry, VectorField, VectorQuery
     from satellites_repo.types import AbsentKeys, Progress, RowSource
 
 __all__ = ["FaissBackend"]
@@ -131,18 +131,14 @@ class FaissBackend:
 
     # -- VectorRanker --------------------------------------------------------------------
 
-    async def nearest(
-        self,
-        spec: EntitySpec,
-        vector: Sequence[float],
-        *,
-        k: int,
-        filters: Mapping[str, Any] | None,
-    ) -> list[tuple[str, float]]:
+    async def nearest(self, spec: EntitySpec, request: VectorQuery) -> list[tuple[str, float]]:
         field = spec.vectors
         assert field is not None
         matches = await self.index.query(
-            field.namespace, vector, top_k=k, filter=_filters(field, filters)
+            field.namespace,
+            request.vector,
+            top_k=request.k,
+            filter=_filters(field, request.filters),
         )
         return [(match.id, match.score) for match in matches]
 

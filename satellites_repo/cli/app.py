@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from satellites_repo.cli._common import console, health_table, load_config, settings
 from satellites_repo.cli.db import db_app
 from satellites_repo.cli.demo import demo
 from satellites_repo.cli.ops import outbox_app, reindex_command, verify_command
+from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import probe_backends
 
 __all__ = ["app", "main"]
@@ -36,6 +41,8 @@ def _configure(
     """Configuration comes from SATELLITES_* variables (see the README) or --env-file."""
     settings.env_file = env_file
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    if not verbose:  # its retries are logged per attempt; the command reports the outcome
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
 @app.command()
@@ -55,4 +62,9 @@ app.command("verify")(verify_command)
 
 
 def main() -> None:
-    app()
+    """The console script: a library error is one line on stderr and exit code 1."""
+    try:
+        app()
+    except (SatellitesError, asyncpg.PostgresError, OSError) as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
+        sys.exit(1)

@@ -1,29 +1,65 @@
-"""What reads return: pages and hits, as frozen values over entities.
+"""What reads ask and return: requests to rankers, pages and hits over entities.
 
-Backends rank (``RankedPage``: keys, scores, highlights); the ORM layer hydrates the keys
-into entities (``SearchPage``, ``VectorHit``, ``HybridHit``). ``TextSearch`` is the shape
-of ``repository.search``, so a ``SearchIndex`` declaration can promise it without knowing
-the repository that implements it.
+The ORM layer asks a backend to rank (``TextQuery``, ``VectorQuery``); the backend answers
+with keys (``RankedPage``); the ORM layer hydrates them into entities (``SearchPage``,
+``VectorHit``, ``HybridHit``). ``TextSearch`` is the shape of ``repository.search``, so a
+``SearchIndex`` declaration can promise it without knowing the repository behind it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypedDict, TypeVar
+
+from typing_extensions import Unpack
 
 __all__ = [
     "HybridHit",
     "Page",
+    "Query",
     "RankedHit",
     "RankedPage",
     "SearchHit",
+    "SearchOptions",
     "SearchPage",
+    "TextQuery",
     "TextSearch",
     "VectorHit",
+    "VectorQuery",
 ]
 
 T = TypeVar("T")
+
+Query: TypeAlias = "str | Mapping[str, Any]"
+"""Text to match against every text field, or a raw Elasticsearch query dict."""
+
+
+class SearchOptions(TypedDict, total=False):
+    """``repository.search`` options: exact-match ``filters`` (a list means any of)."""
+
+    filters: Mapping[str, Any] | None
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextQuery:
+    """A full-text ranking request, checked by the ORM layer before a backend sees it."""
+
+    query: Query
+    filters: Mapping[str, Any] | None = None
+    limit: int = 10
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VectorQuery:
+    """A nearest-neighbour request: ``vector`` already checked against the dimension."""
+
+    vector: list[float]
+    k: int
+    filters: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,20 +129,6 @@ class Page(Generic[T]):
 class TextSearch(Protocol[T]):
     """``repository.search``: call it for hydrated hits, or ``ranking`` for keys only."""
 
-    async def __call__(
-        self,
-        query: str | Mapping[str, Any],
-        *,
-        filters: Mapping[str, Any] | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> SearchPage[T]: ...
+    async def __call__(self, query: Query, **options: Unpack[SearchOptions]) -> SearchPage[T]: ...
 
-    async def ranking(
-        self,
-        query: str | Mapping[str, Any],
-        *,
-        filters: Mapping[str, Any] | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> RankedPage: ...
+    async def ranking(self, query: Query, **options: Unpack[SearchOptions]) -> RankedPage: ...

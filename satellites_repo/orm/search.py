@@ -11,13 +11,19 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from typing_extensions import Unpack
+
 from satellites_repo.errors import RepositoryError
 from satellites_repo.model import (
     HybridHit,
+    Query,
     RankedPage,
     SearchHit,
+    SearchOptions,
     SearchPage,
+    TextQuery,
     VectorHit,
+    VectorQuery,
     as_float32_vector,
 )
 
@@ -35,6 +41,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 RRF_K = 60
 """The reciprocal-rank-fusion constant: a document's fused score is sum(1 / (RRF_K + rank))."""
@@ -51,35 +58,20 @@ class BoundSearch(Generic[T]):
     def index(self) -> SearchIndex:
         return self._index
 
-    async def ranking(
-        self,
-        query: str | Mapping[str, Any],
-        *,
-        filters: Mapping[str, Any] | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> RankedPage:
+    async def ranking(self, query: Query, **options: Unpack[SearchOptions]) -> RankedPage:
         """The ranked keys, scores and highlights, without loading any entity."""
-        _check_count("limit", limit)
-        _check_count("offset", offset, minimum=0)
-        ranker = _text_ranker(self._repository)
-        return await ranker.rank(
-            self._repository.spec, query, filters=filters, limit=limit, offset=offset
-        )
+        request = TextQuery(query, **options)
+        _check_count("limit", request.limit)
+        _check_count("offset", request.offset, minimum=0)
+        return await _text_ranker(self._repository).rank(self._repository.spec, request)
 
-    async def __call__(
-        self,
-        query: str | Mapping[str, Any],
-        *,
-        filters: Mapping[str, Any] | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> SearchPage[T]:
+    async def __call__(self, query: Query, **options: Unpack[SearchOptions]) -> SearchPage[T]:
         """Text (matched against every text field) or a raw Elasticsearch query dict.
 
-        ``filters`` are exact matches on keyword/numeric fields (a list means any of).
+        ``filters`` are exact matches on keyword/numeric fields (a list means any of);
+        ``limit`` (default 10) and ``offset`` page through the hits.
         """
-        page = await self.ranking(query, filters=filters, limit=limit, offset=offset)
+        page = await self.ranking(query, **options)
         entities = await _hydrate(self._repository, [hit.key for hit in page.hits])
         hits = [
             SearchHit(entities[hit.key], hit.score, hit.highlights)
@@ -96,24 +88,25 @@ def _check_count(name: str, value: object, *, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
-def _text_ranker(repository: Repository[Any]) -> TextRanker:
-    ranker = repository.unit_of_work.readers.text(repository.spec)
+def _offered(ranker: R | None, repository: Repository[Any], declaration: str) -> R:
+    """``ranker``, or an error saying which declaration (``search = SearchIndex``) is missing."""
     if ranker is None:
+        attribute, kind = declaration.split(" = ")
         raise RepositoryError(
-            f"{type(repository).__name__} has no SearchIndex: declare "
-            "`search = SearchIndex(...)` on the repository"
+            f"{type(repository).__name__} has no {kind}: declare "
+            f"`{attribute} = {kind}(...)` on the repository"
         )
     return ranker
+
+
+def _text_ranker(repository: Repository[Any]) -> TextRanker:
+    ranker = repository.unit_of_work.readers.text(repository.spec)
+    return _offered(ranker, repository, "search = SearchIndex")
 
 
 def _vector_ranker(repository: Repository[Any]) -> VectorRanker:
     ranker = repository.unit_of_work.readers.vectors(repository.spec)
-    if ranker is None:
-        raise RepositoryError(
-            f"{type(repository).__name__} has no VectorField: declare "
-            "`vectors = VectorField(...)` on the repository"
-        )
-    return ranker
+    return _offered(ranker, repository, "vectors = VectorField")
 
 
 async def similar_search(
@@ -150,7 +143,7 @@ async def _vector_ranking(
     dimension = spec.vector_dimension
     assert dimension is not None
     checked = as_float32_vector(vector, dimension)
-    return await ranker.nearest(spec, checked, k=k, filters=filters)
+    return await ranker.nearest(spec, VectorQuery(checked, k, filters))
 
 
 async def hybrid_search(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from satellites_repo.outbox.delivery import deliver
 from satellites_repo.retry import FailureLog
@@ -19,12 +20,25 @@ if TYPE_CHECKING:
     from satellites_repo.config import OutboxConfig
     from satellites_repo.events import EventBus
     from satellites_repo.outbox.dispatch import Dispatcher
+    from satellites_repo.outbox.records import OutboxRecord
     from satellites_repo.outbox.rehydrate import Rehydrator
-    from satellites_repo.outbox.store import OutboxStore
+    from satellites_repo.outbox.store import Settlement
+    from satellites_repo.retry import Backoff
 
-__all__ = ["Relay"]
+__all__ = ["DueRows", "Relay"]
 
 logger = logging.getLogger(__name__)
+
+
+class DueRows(Protocol):
+    """What the relay needs of the outbox (``OutboxStore``; a fake in unit tests)."""
+
+    @property
+    def backoff(self) -> Backoff: ...
+
+    async def claim(self, limit: int, lease_seconds: float) -> list[OutboxRecord]: ...
+
+    async def settle(self, settlements: Iterable[Settlement]) -> None: ...
 
 
 class Relay:
@@ -32,7 +46,7 @@ class Relay:
 
     def __init__(
         self,
-        store: OutboxStore,
+        store: DueRows,
         dispatcher: Dispatcher,
         events: EventBus,
         rehydrator: Rehydrator,

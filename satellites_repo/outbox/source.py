@@ -6,7 +6,7 @@ taken before the stream started, so a change made during the rebuild is never lo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from satellites_repo.model.rows import stream_changes, stream_rows
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from satellites_repo.outbox.records import OutboxRecord
     from satellites_repo.outbox.rehydrate import Rehydrator
     from satellites_repo.outbox.store import OutboxStore
+    from satellites_repo.types import ApplyChanges
 
 __all__ = ["PostgresSource"]
 
@@ -42,12 +43,7 @@ class PostgresSource:
     async def position(self) -> int:
         return await self._store.current_position()
 
-    async def replay(
-        self,
-        spec: EntitySpec,
-        since: int,
-        apply: Callable[[list[Change]], Awaitable[None]],
-    ) -> int:
+    async def replay(self, spec: EntitySpec, since: int, apply: ApplyChanges) -> int:
         replayed = 0
 
         async def page(records: list[OutboxRecord]) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import insert, select, text
 
-from satellites_repo.model.codec import json_safe
+from satellites_repo.model.codec import json_bytes, json_safe
 from satellites_repo.outbox.records import (
     EVENT_OPERATION,
     EVENTS_TARGET,
@@ -141,7 +141,7 @@ class OutboxStore:
                         row["key"],
                         row["operation"],
                         row["version"],
-                        orjson.dumps(row["payload"]).decode(),
+                        json_bytes(row["payload"]).decode(),
                         [target for target in row["pending"] if target != EVENTS_TARGET],
                     )
                     for row in rows

@@ -16,7 +16,7 @@ import pytest
 
 from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo.migrate import create_tables
-from tests.integration.models import REPOSITORIES
+from tests.integration.models import REPOSITORIES, IntegrationModel
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,7 +42,7 @@ async def data(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
 @pytest.fixture
 async def layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     """A started layer with the test models' repositories and tables."""
-    await create_tables(config)
+    await create_tables(config, IntegrationModel.metadata)
     async with DataLayer(config, repositories=REPOSITORIES) as started:
         yield started
 

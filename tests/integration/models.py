@@ -1,4 +1,9 @@
-"""A small multi-tenant model used by the integration tests (4-d vectors keep them fast)."""
+"""A small multi-tenant model used by the integration tests (4-d vectors keep them fast).
+
+The models live on a ``MetaData`` of their own, which also holds the library's tables, so
+an integration schema gets exactly these tables: never those of the examples or of the
+unit tests, which register on ``Base.metadata`` or their own.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import DateTime, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from satellites_repo import (
-    Base,
     CachePolicy,
     Repository,
     SearchIndex,
@@ -18,11 +22,23 @@ from satellites_repo import (
     VectorField,
     Versioned,
 )
+from satellites_repo.orm.base import NAMING_CONVENTION
+from satellites_repo.outbox.table import meta_table, outbox_table
 
 DIMENSION = 4
 
 
-class Article(Base, Versioned):
+class IntegrationModel(DeclarativeBase):
+    """The integration tests' declarative base, with the library's tables beside theirs."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+for _table in (outbox_table, meta_table):
+    _table.to_metadata(IntegrationModel.metadata)
+
+
+class Article(IntegrationModel, Versioned):
     __tablename__ = "articles"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -44,7 +60,7 @@ class Articles(Repository[Article]):
     vectors = VectorField("embedding", namespace="articles", metadata=("tenant_id",))
 
 
-class Tag(Base):
+class Tag(IntegrationModel):
     """Not projected: events only."""
 
     __tablename__ = "tags"

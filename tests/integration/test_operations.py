@@ -14,8 +14,8 @@ from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.migrate import create_tables
 from tests.integration.conftest import subprocess_environment
-from tests.integration.models import REPOSITORIES, Article, Articles
-from tests.integration.test_outbox import (
+from tests.integration.models import REPOSITORIES, Article, Articles, IntegrationModel
+from tests.integration.stores import (
     assert_projections_equal_postgres,
     commit_articles,
     search_versions,
@@ -50,7 +50,7 @@ async def bulk_insert_rows(layer: DataLayer, count: int) -> None:
 @pytest.fixture
 async def unrefreshed_layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     """Commits return without waiting for Elasticsearch's refresh (as in production)."""
-    await create_tables(config)
+    await create_tables(config, IntegrationModel.metadata)
     fast = config.replace(elasticsearch=config.elasticsearch.replace(refresh="false"))
     async with DataLayer(fast, repositories=REPOSITORIES) as started:
         yield started

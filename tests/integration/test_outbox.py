@@ -14,84 +14,18 @@ import pytest
 from satellites_repo import DataEvent, DataLayer, DataLayerConfig
 from satellites_repo.migrate import create_tables
 from tests.integration.conftest import subprocess_environment
-from tests.integration.models import REPOSITORIES, Article, Articles
+from tests.integration.models import REPOSITORIES, Articles, IntegrationModel
+from tests.integration.stores import (
+    article,
+    assert_projections_equal_postgres,
+    cache_versions,
+    commit_articles,
+    postgres_versions,
+    search_versions,
+    settle_everything,
+    vector_versions,
+)
 from tests.integration.tcp_proxy import TcpProxy
-
-
-def article(n: int, tenant: str = "acme") -> Article:
-    return Article(
-        tenant_id=tenant, title=f"title {n}", body="body", embedding=[1.0, n + 1.0, 0, 0]
-    )
-
-
-async def commit_articles(layer: DataLayer, count: int, batch: int = 100) -> list[Article]:
-    created: list[Article] = []
-    for start in range(0, count, batch):
-        async with layer.unit_of_work() as uow:
-            entities = [article(n) for n in range(start, min(start + batch, count))]
-            created.extend(await uow.repository(Articles).add_many(entities))
-            await uow.commit()
-    await layer.operations.settled()
-    return created
-
-
-async def postgres_versions(layer: DataLayer) -> dict[str, int]:
-    rows = await layer.postgres.fetch("SELECT id::text AS id, version FROM articles")
-    return {row["id"]: row["version"] for row in rows}
-
-
-async def cache_versions(layer: DataLayer, keys: list[str]) -> dict[str, int]:
-    """Versions of the live rows Redis holds (tombstones left out)."""
-    prefix = f"{layer.config.redis.key_prefix}articles:"
-    values: list[Any] = await layer.redis.mget([prefix + key for key in keys]) if keys else []
-    versions = {}
-    for key, value in zip(keys, values, strict=True):
-        if value is not None:
-            version, _, body = value.partition(b":")
-            if body:
-                versions[key] = int(version)
-    return versions
-
-
-async def search_versions(layer: DataLayer) -> dict[str, int]:
-    alias = f"{layer.config.elasticsearch.index_prefix}articles"
-    await layer.elasticsearch.indices.refresh(index=alias)
-    versions: dict[str, int] = {}
-    after: list[Any] | None = None
-    while True:
-        response = await layer.elasticsearch.search(
-            index=alias, size=5000, version=True, source=False, sort=["_doc"], search_after=after
-        )
-        hits = response["hits"]["hits"]
-        if not hits:
-            return versions
-        versions.update((hit["_id"], hit["_version"]) for hit in hits)
-        after = hits[-1]["sort"]
-
-
-async def vector_versions(layer: DataLayer, keys: list[str]) -> dict[str, int]:
-    found = {}
-    for key in keys:
-        record = await layer.vectors.get("articles", key)
-        if record is not None and record.version is not None:
-            found[key] = record.version
-    return found
-
-
-async def assert_projections_equal_postgres(layer: DataLayer) -> None:
-    truth = await postgres_versions(layer)
-    keys = sorted(truth)
-    assert await cache_versions(layer, keys) == truth
-    assert await search_versions(layer) == truth
-    assert await vector_versions(layer, keys) == truth
-    assert await layer.vectors.count("articles") == len(truth)
-
-
-async def settle_everything(layer: DataLayer) -> None:
-    """Make every owed row due now and let this process's relay and follower deliver it."""
-    await layer.operations.outbox.retry_now()
-    await layer.operations.relay.drain()
-    await layer.operations.follow()
 
 
 def relay_off(config: DataLayerConfig) -> DataLayerConfig:
@@ -102,7 +36,7 @@ def relay_off(config: DataLayerConfig) -> DataLayerConfig:
 async def quiet_layer(config: DataLayerConfig) -> AsyncIterator[DataLayer]:
     """A layer whose background relay is off, so a test decides when the relay runs."""
 
-    await create_tables(config)
+    await create_tables(config, IntegrationModel.metadata)
     async with DataLayer(relay_off(config), repositories=REPOSITORIES) as layer:
         yield layer
 
@@ -202,7 +136,7 @@ async def proxied_layer(
     config: DataLayerConfig, proxied: dict[str, TcpProxy]
 ) -> AsyncIterator[DataLayer]:
 
-    await create_tables(config)
+    await create_tables(config, IntegrationModel.metadata)
     through_proxies = relay_off(config).replace(
         redis=config.redis.replace(host="127.0.0.1", port=proxied["redis"].port, timeout=2.0),
         elasticsearch=config.elasticsearch.replace(
@@ -358,7 +292,7 @@ def _truncate_every_file(folder: Path) -> int:
 
 async def test_a_corrupt_snapshot_is_rebuilt_from_postgres(config: DataLayerConfig) -> None:
 
-    await create_tables(config)
+    await create_tables(config, IntegrationModel.metadata)
     async with DataLayer(config, repositories=REPOSITORIES) as first:
         created = await commit_articles(first, 30)
     assert _truncate_every_file(Path(config.faiss.index_path)) > 0
@@ -371,7 +305,7 @@ async def test_a_corrupt_snapshot_is_rebuilt_from_postgres(config: DataLayerConf
 
 async def test_a_restart_follows_from_the_snapshot_position(config: DataLayerConfig) -> None:
 
-    await create_tables(config)
+    await create_tables(config, IntegrationModel.metadata)
     async with DataLayer(config, repositories=REPOSITORIES) as first:
         await commit_articles(first, 5)
     # Changes made while no instance of this FAISS index was running.

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from satellites_repo import DataEvent, InProcessEventBus, LifecycleError
+from satellites_repo import DataEvent, EventHandler, InProcessEventBus, LifecycleError
 
 
 def make_event(event_type: str = "user.created", **changes: object) -> DataEvent:
@@ -143,17 +143,24 @@ async def test_a_failing_handler_does_not_stop_the_others(
 
 
 async def test_handlers_of_one_event_run_concurrently() -> None:
+    """Each handler waits for the other to start: run one after the other, both time out
+    (the bus logs that and goes on), and neither gets past the barrier."""
     bus = InProcessEventBus()
     both_started = asyncio.Barrier(2)
+    passed: list[str] = []
 
-    async def waits_for_the_other(event: DataEvent) -> None:
-        async with asyncio.timeout(5):
-            await both_started.wait()
+    def waits_for_the_other(name: str) -> EventHandler:
+        async def handler(event: DataEvent) -> None:
+            async with asyncio.timeout(2):
+                await both_started.wait()
+            passed.append(name)
 
-    bus.subscribe("user.created", waits_for_the_other)
-    bus.subscribe("user.created", waits_for_the_other)
+        return handler
+
+    bus.subscribe("user.created", waits_for_the_other("first"))
+    bus.subscribe("user.created", waits_for_the_other("second"))
     await bus.publish(make_event())
-    assert both_started.n_waiting == 0
+    assert sorted(passed) == ["first", "second"]
 
 
 async def test_publish_after_close_raises() -> None:

@@ -21,7 +21,7 @@ from satellites_repo.model import Change, Operation, RankedHit, RankedPage
 
 if TYPE_CHECKING:
     from satellites_repo.config import ElasticsearchConfig
-    from satellites_repo.model import EntitySpec, Registry, SearchIndex
+    from satellites_repo.model import EntitySpec, Registry, SearchIndex, TextQuery
     from satellites_repo.types import AbsentKeys, Progress, RowSource
 
 __all__ = ["ElasticsearchBackend"]
@@ -176,28 +176,20 @@ class ElasticsearchBackend:
 
     # -- TextRanker ----------------------------------------------------------------------
 
-    async def rank(
-        self,
-        spec: EntitySpec,
-        query: str | Mapping[str, Any],
-        *,
-        filters: Mapping[str, Any] | None,
-        limit: int,
-        offset: int,
-    ) -> RankedPage:
+    async def rank(self, spec: EntitySpec, request: TextQuery) -> RankedPage:
         index = spec.search
         assert index is not None
         highlights: dict[str, Any] | None = None
-        if isinstance(query, str) and index.text_fields:
+        if isinstance(request.query, str) and index.text_fields:
             highlights = {"fields": {name: {} for name in index.text_fields}}
-        body = es_query(index, query, filters)
+        body = es_query(index, request.query, request.filters)
         try:
             async with asyncio.timeout(self._config.call_timeout):
                 response = await self.client.search(
                     index=self.alias(index),
                     query=body,
-                    size=limit,
-                    from_=offset,
+                    size=request.limit,
+                    from_=request.offset,
                     source=False,
                     highlight=highlights,
                     track_total_hits=True,

@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import DateTime, Numeric, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
-from satellites_repo import Base, Vector, Versioned
+from satellites_repo import Vector, Versioned
 from satellites_repo.model.codec import RowCodec, json_safe
 from satellites_repo.model.vector import as_float32_vector
+from tests.unit.models import UnitModel
 
 
-class Invoice(Base, Versioned):
+class Invoice(UnitModel, Versioned):
     __tablename__ = "unit_invoices"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

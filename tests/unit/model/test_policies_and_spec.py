@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy.orm import Mapped, mapped_column
 
 from satellites_repo import (
-    Base,
     CachePolicy,
     ConfigurationError,
     Repository,
@@ -18,9 +17,10 @@ from satellites_repo import (
     Versioned,
 )
 from satellites_repo.model.spec import Registry
+from tests.unit.models import UnitModel
 
 
-class Doc(Base, Versioned):
+class Doc(UnitModel, Versioned):
     __tablename__ = "unit_docs"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[str]
@@ -28,13 +28,13 @@ class Doc(Base, Versioned):
     embedding: Mapped[list[float]] = mapped_column(Vector(8))
 
 
-class Plain(Base):
+class Plain(UnitModel):
     __tablename__ = "unit_plain"
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str]
 
 
-class Pair(Base, Versioned):
+class Pair(UnitModel, Versioned):
     __tablename__ = "unit_pair"
     a: Mapped[int] = mapped_column(primary_key=True)
     b: Mapped[int] = mapped_column(primary_key=True)
