@@ -1,9 +1,12 @@
 """Configuration for every backend, with the seed's names and defaults.
 
-The models are plain pydantic models: constructing one validates it and names the field
-that is wrong. ``DataLayerConfig.from_env()`` reads ``SATELLITES_*`` variables through
-pydantic-settings, either field by field (``SATELLITES_POSTGRES__HOST``) or as one URL per
-backend (``SATELLITES_POSTGRES_URL``); fields given one by one override the URL's parts.
+The models are plain pydantic models, but an invalid value never surfaces as pydantic's
+``ValidationError``: constructing a section, ``replace()``, ``model_validate()`` or an
+assignment raises ``ConfigurationError`` naming the field (``redis.port: ...``).
+``DataLayerConfig.from_env()`` reads ``SATELLITES_*`` variables through pydantic-settings,
+either field by field (``SATELLITES_POSTGRES__HOST``) or as one URL per backend
+(``SATELLITES_POSTGRES_URL``); fields given one by one override the URL's parts. Its
+errors name the variable instead of the field.
 
 Passwords are ``Secret`` values: they print as ``**********`` in reprs, logs and errors,
 and only ``get_secret_value()`` reveals them (to the drivers, never to a message).
@@ -11,7 +14,11 @@ and only ``get_secret_value()`` reveals them (to the drivers, never to a message
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -25,7 +32,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from satellites_repo.errors import ConfigurationError
 
@@ -38,6 +46,7 @@ __all__ = [
     "RedisConfig",
     "Secret",
 ]
+
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
@@ -64,9 +73,41 @@ def _reveal(secret: SecretStr | str | None) -> str | None:
 
 
 class _Section(BaseModel):
-    """Shared model settings: strict field names, no secret ever echoed in an error."""
+    """Shared model settings: strict field names, no secret ever echoed in an error.
+
+    Every way in (construction, ``model_validate*``, assignment) turns pydantic's
+    ``ValidationError`` into ``ConfigurationError``, so callers catch one error type.
+    """
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, validate_assignment=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        with _configuration_errors():
+            super().__init__(**data)
+
+    # Marks this __init__ as a plain wrapper: pydantic-core then validates nested sections
+    # itself instead of calling it, so an error keeps its full location (redis.port) and is
+    # converted once, by the outermost section.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        with _configuration_errors():
+            return super().model_validate(obj, **options)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        with _configuration_errors():
+            return super().model_validate_json(json_data, **options)
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, **options: Any) -> Self:
+        with _configuration_errors():
+            return super().model_validate_strings(obj, **options)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        with _configuration_errors():
+            super().__setattr__(name, value)
 
     def replace(self, **changes: Any) -> Self:
         """A validated copy with ``changes`` applied (``model_copy`` would skip validation)."""
@@ -233,9 +274,18 @@ class DataLayerConfig(_Section):
         """
         try:
             settings = _EnvSettings(_env_file=env_file)
-            return settings.to_config()
         except ValidationError as exc:
-            raise ConfigurationError(_describe(exc, prefix="SATELLITES_")) from None
+            raise ConfigurationError(_describe(exc, _variable)) from exc
+        except SettingsError as exc:
+            raise ConfigurationError(_unreadable(exc)) from exc
+        return settings.to_config()
+
+
+_URL_PARSERS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "redis": RedisConfig.from_url,
+    "postgres": PostgresConfig.from_url,
+    "elasticsearch": ElasticsearchConfig.from_url,
+}
 
 
 class _EnvSettings(BaseSettings):
@@ -260,25 +310,34 @@ class _EnvSettings(BaseSettings):
     health_timeout: float | None = None
 
     def to_config(self) -> DataLayerConfig:
-        sections: dict[str, Any] = {
-            "redis": _url_fields(RedisConfig.from_url, self.redis_url) | self.redis,
-            "postgres": _url_fields(PostgresConfig.from_url, self.postgres_url) | self.postgres,
-            "elasticsearch": (
-                _url_fields(ElasticsearchConfig.from_url, self.elasticsearch_url)
-                | self.elasticsearch
-            ),
-            "faiss": self.faiss,
-            "outbox": self.outbox,
-        }
+        """Validate the variables as one ``DataLayerConfig``; errors name the variable."""
+        data: dict[str, Any] = {"faiss": self.faiss, "outbox": self.outbox}
+        from_urls: set[tuple[str, str]] = set()
+        for section, parse in _URL_PARSERS.items():
+            url_fields, given = self._url_fields(section, parse), getattr(self, section)
+            data[section] = url_fields | given
+            from_urls |= {(section, field) for field in url_fields.keys() - given.keys()}
         for name in ("startup_timeout", "health_timeout"):
             value = getattr(self, name)
             if value is not None:
-                sections[name] = value
-        return DataLayerConfig.model_validate(sections)
+                data[name] = value
+        try:
+            # The core validator, not model_validate: that would name fields, not variables.
+            config: DataLayerConfig = DataLayerConfig.__pydantic_validator__.validate_python(data)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc, partial(_variable, urls=from_urls))) from exc
+        return config
 
-
-def _url_fields(parse: Callable[[str], dict[str, Any]], url: SecretStr | None) -> dict[str, Any]:
-    return parse(url.get_secret_value()) if url is not None else {}
+    def _url_fields(self, section: str, parse: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        url: SecretStr | None = getattr(self, f"{section}_url")
+        if url is None:
+            return {}
+        try:
+            return parse(url.get_secret_value())
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"invalid configuration: SATELLITES_{section.upper()}_URL: {exc}"
+            ) from exc
 
 
 def _split_url(url: str, backend: str, schemes: set[str]) -> SplitResult:
@@ -311,12 +370,56 @@ def _credentials(parts: SplitResult) -> dict[str, Any]:
     return fields
 
 
-def _describe(exc: ValidationError, *, prefix: str) -> str:
+@contextmanager
+def _configuration_errors() -> Iterator[None]:
+    try:
+        yield
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc, _dotted)) from exc
+
+
+Location = tuple[int | str, ...]
+
+
+def _describe(exc: ValidationError, name: Callable[[Location], str]) -> str:
     problems = []
     for error in exc.errors():
-        location = "__".join(str(part) for part in error["loc"])
-        problems.append(f"{prefix}{location.upper()}: {error['msg']}")
+        where = name(error["loc"])
+        problems.append(f"{where}: {_message(error)}" if where else _message(error))
     return "invalid configuration: " + "; ".join(problems)
+
+
+def _message(error: ErrorDetails) -> str:
+    """Pydantic's message, or a validator's own words without the "Value error, " prefix."""
+    if error["type"] == "value_error" and "ctx" in error:
+        return str(error["ctx"]["error"])
+    return error["msg"]
+
+
+def _dotted(loc: Location) -> str:
+    """``redis.port``, ``elasticsearch.hosts[1]``: where a value sits in the model."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)[1:]
+
+
+def _variable(loc: Location, urls: Collection[tuple[str, str]] = ()) -> str:
+    """The variable that set ``loc``: ``SATELLITES_REDIS__PORT``, or the backend's URL."""
+    if len(loc) >= 2 and (loc[0], loc[1]) in urls:
+        return f"SATELLITES_{str(loc[0]).upper()}_URL ({loc[1]})"
+    names = (f"[{part}]" if isinstance(part, int) else f"__{part.upper()}" for part in loc)
+    return "SATELLITES_" + "".join(names)[2:]
+
+
+_SETTINGS_FIELD = re.compile(r'field "(?P<field>\w+)"')
+
+
+def _unreadable(exc: SettingsError) -> str:
+    """Name the variable pydantic-settings could not decode (it only names the field)."""
+    match = _SETTINGS_FIELD.search(str(exc))
+    variable = f"SATELLITES_{match['field'].upper()}" if match else "a SATELLITES_ variable"
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        return f"invalid configuration: {variable} is not valid JSON ({cause.msg})"
+    return f"invalid configuration: {variable} could not be read ({exc})"
 
 
 def redact(text: str, config: DataLayerConfig) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from satellites_repo import (
     ConfigurationError,
@@ -77,24 +78,53 @@ def test_config_override_keeps_password_comparable_but_hidden() -> None:
 @pytest.mark.parametrize(
     ("build", "field"),
     [
-        (lambda: RedisConfig(port=70000), "port"),
-        (lambda: PostgresConfig(port=0), "port"),
-        (lambda: PostgresConfig(min_connections=5, max_connections=2), "min_connections"),
-        (lambda: FaissConfig(dimension=0), "dimension"),
-        (lambda: ElasticsearchConfig(hosts=["localhost:9200"]), "hosts"),
-        (lambda: ElasticsearchConfig(hosts=[]), "hosts"),
+        (lambda: RedisConfig(port=70000), "port: "),
+        (lambda: PostgresConfig(port=0), "port: "),
+        (lambda: PostgresConfig(min_connections=5, max_connections=2), "min_connections (5)"),
+        (lambda: FaissConfig(dimension=0), "dimension: "),
+        (lambda: ElasticsearchConfig(hosts=["localhost:9200"]), "hosts: "),
+        (lambda: ElasticsearchConfig(hosts=[]), "hosts: "),
+        (lambda: DataLayerConfig.model_validate({"redis": {"port": 0}}), "redis.port: "),
+        (lambda: DataLayerConfig().replace(outbox={"batch_size": 0}), "outbox.batch_size: "),
+        (lambda: RedisConfig().replace(db=-1), "db: "),
+        (lambda: RedisConfig.model_validate_json('{"port": 0}'), "port: "),
     ],
 )
-def test_invalid_values_name_the_field(build: object, field: str) -> None:
-    with pytest.raises(ValidationError) as caught:
-        build()  # type: ignore[operator]
+def test_invalid_values_raise_a_configuration_error_naming_the_field(
+    build: Callable[[], object], field: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        build()
     assert field in str(caught.value)
 
 
+def test_an_invalid_assignment_is_a_configuration_error() -> None:
+    config = RedisConfig()
+    with pytest.raises(ConfigurationError, match="port: "):
+        config.port = 0
+    assert config.port == 6379
+
+
+def test_a_configuration_error_is_still_a_value_error() -> None:
+    with pytest.raises(ValueError, match="port"):
+        RedisConfig(port=0)
+
+
+def test_every_problem_is_named_at_once() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        DataLayerConfig.model_validate(
+            {"redis": {"port": 0}, "postgres": {"max_connections": 0}, "health_timeout": 0}
+        )
+    message = str(caught.value)
+    for field in ("redis.port", "postgres.max_connections", "health_timeout"):
+        assert f"{field}: " in message
+
+
 def test_validation_error_never_echoes_a_password() -> None:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ConfigurationError) as caught:
         PostgresConfig(password="hunter2-secret", min_connections=9, max_connections=1)
     assert "hunter2-secret" not in str(caught.value)
+    assert "hunter2-secret" not in str(caught.value.__cause__)
 
 
 def test_from_env_reads_nested_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,8 +183,37 @@ def test_a_malformed_url_is_a_configuration_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SATELLITES_POSTGRES_URL", "mysql://u:pw-in-url@h/db")
     with pytest.raises(ConfigurationError) as caught:
         DataLayerConfig.from_env()
-    assert "postgres URL" in str(caught.value)
+    assert "SATELLITES_POSTGRES_URL: postgres URL" in str(caught.value)
     assert "pw-in-url" not in str(caught.value)
+
+
+def test_a_url_with_a_bad_port_never_echoes_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An unescaped "/" in the password makes urllib read "pw" as the port.
+    monkeypatch.setenv("SATELLITES_POSTGRES_URL", "postgresql://u:pw/word@h/db")
+    with pytest.raises(ConfigurationError, match="malformed") as caught:
+        DataLayerConfig.from_env()
+    assert "'pw'" not in "".join(traceback.format_exception(caught.value))
+
+
+def test_a_bad_value_from_a_url_names_the_url_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_REDIS_URL", "redis://cache.internal/not-a-number")
+    with pytest.raises(ConfigurationError, match=r"SATELLITES_REDIS_URL \(db\): "):
+        DataLayerConfig.from_env()
+
+
+def test_garbage_json_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_REDIS", "{not json")
+    with pytest.raises(ConfigurationError, match="SATELLITES_REDIS is not valid JSON"):
+        DataLayerConfig.from_env()
+
+
+def test_a_section_as_json_merges_with_nested_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_REDIS", '{"port": 7000}')
+    monkeypatch.setenv("SATELLITES_REDIS__DB", "3")
+    config = DataLayerConfig.from_env()
+    assert (config.redis.port, config.redis.db) == (7000, 3)
 
 
 def test_secrets_are_absent_from_the_whole_config_repr(monkeypatch: pytest.MonkeyPatch) -> None:
