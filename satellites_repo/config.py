@@ -24,12 +24,12 @@ from typing import Annotated, Any, Literal, Self
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
@@ -48,8 +48,22 @@ __all__ = [
 ]
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or blank")
+    return text
+
+
+def _elasticsearch_host(url: str) -> str:
+    _split_url(url, "elasticsearch", {"http", "https"})
+    return url
+
+
 Port = Annotated[int, Field(ge=1, le=65535)]
-Seconds = Annotated[float, Field(gt=0)]
+# A timeout of inf or NaN would make a deadline that never fires (or never compares).
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Name = Annotated[str, AfterValidator(_not_blank)]
+ElasticsearchHost = Annotated[str, AfterValidator(_elasticsearch_host)]
 
 
 class Secret(SecretStr):
@@ -115,14 +129,18 @@ class _Section(BaseModel):
 
 
 class RedisConfig(_Section):
-    """Where the cache lives, and the prefix that keeps this layer's keys apart."""
+    """Where the cache lives, and the prefix that keeps this layer's keys apart.
 
-    host: str = "localhost"
+    ``key_prefix`` must not be empty: it is what keeps this layer's keys apart from
+    everything else in the database, and what test cleanup deletes by.
+    """
+
+    host: Name = "localhost"
     port: Port = 6379
     db: Annotated[int, Field(ge=0)] = 0
     password: Secret | None = None
     username: str | None = None
-    key_prefix: str = "sat:"
+    key_prefix: Name = "sat:"
     timeout: Seconds = 5.0
 
     def password_value(self) -> str | None:
@@ -148,10 +166,10 @@ class PostgresConfig(_Section):
     discarded, and the pool reconnects.
     """
 
-    host: str = "localhost"
+    host: Name = "localhost"
     port: Port = 5432
-    database: str = "satellites"
-    user: str = "postgres"
+    database: Name = "satellites"
+    user: Name = "postgres"
     password: Secret | None = None
     min_connections: Annotated[int, Field(ge=0)] = 2
     max_connections: Annotated[int, Field(ge=1)] = 10
@@ -188,20 +206,14 @@ class PostgresConfig(_Section):
 class ElasticsearchConfig(_Section):
     """The search cluster. ``index_prefix`` namespaces this layer's indices and aliases."""
 
-    hosts: list[str] = Field(default_factory=lambda: ["http://localhost:9200"], min_length=1)
+    hosts: list[ElasticsearchHost] = Field(
+        default_factory=lambda: ["http://localhost:9200"], min_length=1
+    )
     username: str | None = None
     password: Secret | None = None
     index_prefix: str = ""
     refresh: Literal["false", "true", "wait_for"] = "false"
     timeout: Seconds = 10.0
-
-    @field_validator("hosts")
-    @classmethod
-    def _hosts_are_urls(cls, hosts: list[str]) -> list[str]:
-        for host in hosts:
-            if urlsplit(host).scheme not in {"http", "https"}:
-                raise ValueError(f"host {host!r} must be an http:// or https:// URL")
-        return hosts
 
     def password_value(self) -> str | None:
         """The plain password, for the driver only."""
@@ -247,7 +259,7 @@ class OutboxConfig(_Section):
     relay_interval: Seconds = 1.0
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     lease_seconds: Seconds = 30.0
-    grace_seconds: Annotated[float, Field(ge=0)] = 5.0
+    grace_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 5.0
     max_attempts: Annotated[int, Field(ge=1)] = 10
     backoff_initial: Seconds = 1.0
     backoff_max: Seconds = 300.0
@@ -343,20 +355,30 @@ class _EnvSettings(BaseSettings):
 def _split_url(url: str, backend: str, schemes: set[str]) -> SplitResult:
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - property access validates the port
+        port = parts.port
     except ValueError:
-        raise ConfigurationError(f"{backend} URL is malformed (port or host)") from None
-    if parts.scheme not in schemes or not parts.hostname:
+        # Not chained: urllib's message quotes the URL's text, which may be the password.
+        raise ConfigurationError(
+            f"{backend} URL is malformed: bad port or host "
+            "(percent-encode any '/', ':' or '@' in the password)"
+        ) from None
+    if parts.scheme not in schemes:
         raise ConfigurationError(
             f"{backend} URL must look like {sorted(schemes)[0]}://host[:port]/..., "
             f"got scheme {parts.scheme!r}"
+        )
+    if not parts.hostname:
+        raise ConfigurationError(f"{backend} URL has no host")
+    if port == 0:
+        raise ConfigurationError(
+            f"{backend} URL has port 0; give a port from 1 to 65535, or none for the default"
         )
     return parts
 
 
 def _host_and_port(parts: SplitResult) -> dict[str, Any]:
     fields: dict[str, Any] = {"host": parts.hostname}
-    if parts.port:
+    if parts.port is not None:
         fields["port"] = parts.port
     return fields
 

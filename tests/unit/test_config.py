@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from satellites_repo import (
     ConfigurationError,
     DataLayerConfig,
     ElasticsearchConfig,
     FaissConfig,
+    OutboxConfig,
     PostgresConfig,
     RedisConfig,
 )
@@ -82,7 +85,7 @@ def test_config_override_keeps_password_comparable_but_hidden() -> None:
         (lambda: PostgresConfig(port=0), "port: "),
         (lambda: PostgresConfig(min_connections=5, max_connections=2), "min_connections (5)"),
         (lambda: FaissConfig(dimension=0), "dimension: "),
-        (lambda: ElasticsearchConfig(hosts=["localhost:9200"]), "hosts: "),
+        (lambda: ElasticsearchConfig(hosts=["localhost:9200"]), "hosts[0]: "),
         (lambda: ElasticsearchConfig(hosts=[]), "hosts: "),
         (lambda: DataLayerConfig.model_validate({"redis": {"port": 0}}), "redis.port: "),
         (lambda: DataLayerConfig().replace(outbox={"batch_size": 0}), "outbox.batch_size: "),
@@ -125,6 +128,86 @@ def test_validation_error_never_echoes_a_password() -> None:
         PostgresConfig(password="hunter2-secret", min_connections=9, max_connections=1)
     assert "hunter2-secret" not in str(caught.value)
     assert "hunter2-secret" not in str(caught.value.__cause__)
+
+
+TIMEOUT_FIELDS = [
+    (RedisConfig, "timeout"),
+    (PostgresConfig, "timeout"),
+    (ElasticsearchConfig, "timeout"),
+    (OutboxConfig, "relay_interval"),
+    (OutboxConfig, "lease_seconds"),
+    (OutboxConfig, "backoff_initial"),
+    (OutboxConfig, "backoff_max"),
+    (OutboxConfig, "follow_interval"),
+    (DataLayerConfig, "startup_timeout"),
+    (DataLayerConfig, "health_timeout"),
+]
+
+
+@pytest.mark.parametrize(("section", "field"), TIMEOUT_FIELDS)
+@pytest.mark.parametrize("seconds", [math.inf, -math.inf, math.nan, 0.0, -1.0])
+def test_timeouts_must_be_finite_and_positive(
+    section: type[BaseModel], field: str, seconds: float
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"{field}: "):
+        section.model_validate({field: seconds})
+
+
+@pytest.mark.parametrize("seconds", [math.inf, math.nan])
+def test_the_grace_period_must_be_finite(seconds: float) -> None:
+    with pytest.raises(ConfigurationError, match="grace_seconds: "):
+        OutboxConfig(grace_seconds=seconds)
+
+
+def test_a_zero_grace_period_is_allowed() -> None:
+    assert OutboxConfig(grace_seconds=0).grace_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: RedisConfig(key_prefix=""), "key_prefix"),
+        (lambda: RedisConfig(host=""), "host"),
+        (lambda: RedisConfig(host="  "), "host"),
+        (lambda: PostgresConfig(host=""), "host"),
+        (lambda: PostgresConfig(database=""), "database"),
+        (lambda: PostgresConfig(user=""), "user"),
+    ],
+)
+def test_empty_names_are_rejected(build: Callable[[], object], field: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"{field}: must not be empty"):
+        build()
+
+
+@pytest.mark.parametrize(
+    ("parse", "url"),
+    [
+        (RedisConfig.from_url, "redis://h:0"),
+        (PostgresConfig.from_url, "postgresql://u@h:0/db"),
+    ],
+)
+def test_url_port_zero_is_an_error_not_the_default(
+    parse: Callable[[str], dict[str, object]], url: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="port 0"):
+        parse(url)
+
+
+def test_elasticsearch_host_port_zero_is_an_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"hosts\[0\]: .*port 0"):
+        ElasticsearchConfig(hosts=["http://h:0"])
+
+
+def test_an_elasticsearch_host_needs_a_host_name() -> None:
+    with pytest.raises(ConfigurationError, match=r"hosts\[0\]: .*no host"):
+        ElasticsearchConfig(hosts=["http://:9200"])
+
+
+def test_an_invalid_elasticsearch_host_never_echoes_its_password() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        DataLayerConfig.model_validate({"elasticsearch": {"hosts": ["http://u:es-pw@h:0"]}})
+    assert "elasticsearch.hosts[0]: " in str(caught.value)
+    assert "es-pw" not in str(caught.value)
 
 
 def test_from_env_reads_nested_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,6 +280,22 @@ def test_a_url_with_a_bad_port_never_echoes_the_password(
     assert "'pw'" not in "".join(traceback.format_exception(caught.value))
 
 
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("SATELLITES_REDIS_URL", "redis://h:0"),
+        ("SATELLITES_POSTGRES_URL", "postgresql://u@h:0/db"),
+        ("SATELLITES_ELASTICSEARCH_URL", "http://h:0"),
+    ],
+)
+def test_from_env_url_port_zero_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ConfigurationError, match=f"{variable}.*port 0"):
+        DataLayerConfig.from_env()
+
+
 def test_a_bad_value_from_a_url_names_the_url_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SATELLITES_REDIS_URL", "redis://cache.internal/not-a-number")
     with pytest.raises(ConfigurationError, match=r"SATELLITES_REDIS_URL \(db\): "):
@@ -214,6 +313,15 @@ def test_a_section_as_json_merges_with_nested_variables(monkeypatch: pytest.Monk
     monkeypatch.setenv("SATELLITES_REDIS__DB", "3")
     config = DataLayerConfig.from_env()
     assert (config.redis.port, config.redis.db) == (7000, 3)
+
+
+def test_non_finite_timeouts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATELLITES_REDIS__TIMEOUT", "inf")
+    monkeypatch.setenv("SATELLITES_STARTUP_TIMEOUT", "nan")
+    with pytest.raises(ConfigurationError) as caught:
+        DataLayerConfig.from_env()
+    assert "SATELLITES_REDIS__TIMEOUT: Input should be a finite number" in str(caught.value)
+    assert "SATELLITES_STARTUP_TIMEOUT: Input should be a finite number" in str(caught.value)
 
 
 def test_secrets_are_absent_from_the_whole_config_repr(monkeypatch: pytest.MonkeyPatch) -> None:
