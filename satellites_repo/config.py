@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -204,7 +204,13 @@ class PostgresConfig(_Section):
 
 
 class ElasticsearchConfig(_Section):
-    """The search cluster. ``index_prefix`` namespaces this layer's indices and aliases."""
+    """The search cluster. ``index_prefix`` namespaces this layer's indices and aliases.
+
+    Credentials written into a host (``http://user:password@host:9200``) are moved into
+    ``username`` and ``password``, so the password is a ``Secret`` and no host shows it;
+    ``username``/``password`` given as fields win over those in the hosts. All hosts must
+    carry the same credentials (one client, one login), and basic auth needs both.
+    """
 
     hosts: list[ElasticsearchHost] = Field(
         default_factory=lambda: ["http://localhost:9200"], min_length=1
@@ -215,6 +221,30 @@ class ElasticsearchConfig(_Section):
     refresh: Literal["false", "true", "wait_for"] = "false"
     timeout: Seconds = 10.0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_hosts(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("hosts"), list):
+            return data
+        hosts, found = [], []
+        for host in data["hosts"]:
+            bare, credentials = _without_credentials(host) if isinstance(host, str) else (host, {})
+            hosts.append(bare)
+            if credentials:
+                found.append(credentials)
+        if any(credentials != found[0] for credentials in found):
+            raise ValueError("the hosts carry different credentials; one client has one login")
+        login = found[0] if found else {}
+        unset = {key: value for key, value in login.items() if data.get(key) is None}
+        return data | unset | {"hosts": hosts}
+
+    @model_validator(mode="after")
+    def _complete_login(self) -> Self:
+        if (self.username is None) != (self.password is None):
+            given = "username" if self.password is None else "password"
+            raise ValueError(f"{given} is set alone; basic auth needs username and password")
+        return self
+
     def password_value(self) -> str | None:
         """The plain password, for the driver only."""
         return _reveal(self.password)
@@ -222,15 +252,7 @@ class ElasticsearchConfig(_Section):
     @classmethod
     def from_url(cls, url: str) -> dict[str, Any]:
         """The fields a comma-separated list of ``http(s)://[user:password@]host:port`` sets."""
-        fields: dict[str, Any] = {}
-        hosts = []
-        for one in (part.strip() for part in url.split(",") if part.strip()):
-            parts = _split_url(one, "elasticsearch", {"http", "https"})
-            fields.update(_credentials(parts))
-            port = f":{parts.port}" if parts.port else ""
-            hosts.append(f"{parts.scheme}://{parts.hostname}{port}")
-        fields["hosts"] = hosts
-        return fields
+        return {"hosts": _host_list(url)}
 
 
 class FaissConfig(_Section):
@@ -329,6 +351,7 @@ class _EnvSettings(BaseSettings):
             url_fields, given = self._url_fields(section, parse), getattr(self, section)
             data[section] = url_fields | given
             from_urls |= {(section, field) for field in url_fields.keys() - given.keys()}
+        data["elasticsearch"] = _hosts_from_env(data["elasticsearch"])
         for name in ("startup_timeout", "health_timeout"):
             value = getattr(self, name)
             if value is not None:
@@ -350,6 +373,26 @@ class _EnvSettings(BaseSettings):
             raise ConfigurationError(
                 f"invalid configuration: SATELLITES_{section.upper()}_URL: {exc}"
             ) from exc
+
+
+def _hosts_from_env(section: dict[str, Any]) -> dict[str, Any]:
+    """``hosts`` from a variable is a JSON list or comma-separated URLs; make it a list."""
+    hosts = section.get("hosts")
+    if not isinstance(hosts, str):
+        return section
+    if not hosts.lstrip().startswith("["):
+        return section | {"hosts": _host_list(hosts)}
+    try:
+        return section | {"hosts": json.loads(hosts)}
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            "invalid configuration: SATELLITES_ELASTICSEARCH__HOSTS: neither a JSON list nor "
+            f"comma-separated URLs ({exc.msg} at character {exc.pos})"
+        ) from exc
+
+
+def _host_list(text: str) -> list[str]:
+    return [host.strip() for host in text.split(",") if host.strip()]
 
 
 def _split_url(url: str, backend: str, schemes: set[str]) -> SplitResult:
@@ -390,6 +433,15 @@ def _credentials(parts: SplitResult) -> dict[str, Any]:
     if parts.password:
         fields["password"] = unquote(parts.password)
     return fields
+
+
+def _without_credentials(url: str) -> tuple[str, dict[str, Any]]:
+    """``url`` without its ``user:password@`` part, and the credentials it carried."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    address = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=address)), _credentials(parts)
 
 
 @contextmanager

@@ -203,6 +203,37 @@ def test_an_elasticsearch_host_needs_a_host_name() -> None:
         ElasticsearchConfig(hosts=["http://:9200"])
 
 
+def test_elasticsearch_credentials_move_out_of_the_hosts() -> None:
+    config = ElasticsearchConfig(hosts=["http://elastic:es%40pw@es1:9200", "https://es2:9201"])
+    assert config.hosts == ["http://es1:9200", "https://es2:9201"]
+    assert config.username == "elastic"
+    assert config.password_value() == "es@pw"
+    for text in (repr(config), str(config), config.model_dump_json()):
+        assert "es@pw" not in text
+        assert "es%40pw" not in text
+
+
+def test_elasticsearch_credential_fields_win_over_those_in_a_host() -> None:
+    config = ElasticsearchConfig(hosts=["http://u:in-url@es:9200"], username="v", password="field")
+    assert (config.username, config.password_value()) == ("v", "field")
+    assert config.replace(hosts=["http://u:other@es:9201"]).password_value() == "field"
+
+
+def test_elasticsearch_hosts_must_agree_on_credentials() -> None:
+    with pytest.raises(ConfigurationError, match="different credentials") as caught:
+        ElasticsearchConfig(hosts=["http://u:pw-one@a:9200", "http://u:pw-two@b:9200"])
+    assert "pw-one" not in str(caught.value)
+    assert "pw-two" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "fields", [{"username": "elastic"}, {"password": "alone"}, {"hosts": ["http://u@es:9200"]}]
+)
+def test_elasticsearch_basic_auth_needs_both_halves(fields: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match="basic auth needs username and password"):
+        ElasticsearchConfig.model_validate(fields)
+
+
 def test_an_invalid_elasticsearch_host_never_echoes_its_password() -> None:
     with pytest.raises(ConfigurationError) as caught:
         DataLayerConfig.model_validate({"elasticsearch": {"hosts": ["http://u:es-pw@h:0"]}})
@@ -313,6 +344,40 @@ def test_a_section_as_json_merges_with_nested_variables(monkeypatch: pytest.Monk
     monkeypatch.setenv("SATELLITES_REDIS__DB", "3")
     config = DataLayerConfig.from_env()
     assert (config.redis.port, config.redis.db) == (7000, 3)
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        '["http://es1.internal:9200", "http://es2.internal:9201"]',
+        "http://es1.internal:9200, http://es2.internal:9201",
+    ],
+)
+def test_elasticsearch_hosts_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, hosts: str
+) -> None:
+    monkeypatch.setenv("SATELLITES_ELASTICSEARCH__HOSTS", hosts)
+    config = DataLayerConfig.from_env()
+    assert config.elasticsearch.hosts == ["http://es1.internal:9200", "http://es2.internal:9201"]
+
+
+def test_elasticsearch_hosts_with_broken_json_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SATELLITES_ELASTICSEARCH__HOSTS", '["http://es1:9200",')
+    with pytest.raises(ConfigurationError, match="SATELLITES_ELASTICSEARCH__HOSTS: neither"):
+        DataLayerConfig.from_env()
+
+
+def test_elasticsearch_credentials_in_the_url_become_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SATELLITES_ELASTICSEARCH_URL", "https://elastic:essecret@es.internal:9243")
+    config = DataLayerConfig.from_env()
+    assert config.elasticsearch.hosts == ["https://es.internal:9243"]
+    assert config.elasticsearch.username == "elastic"
+    assert config.elasticsearch.password_value() == "essecret"
+    assert "essecret" not in repr(config)
 
 
 def test_non_finite_timeouts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
