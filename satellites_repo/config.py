@@ -132,7 +132,11 @@ class RedisConfig(_Section):
     """Where the cache lives, and the prefix that keeps this layer's keys apart.
 
     ``key_prefix`` must not be empty: it is what keeps this layer's keys apart from
-    everything else in the database, and what test cleanup deletes by.
+    everything else in the database, and what test cleanup deletes by. ``timeout``: the
+    client's connect and socket timeout. ``call_timeout``: the deadline for one cache call
+    on the request path; a slower Redis read falls back to Postgres. It bounds the whole
+    call, the client's own retries and backoff included, so a struggling Redis cannot
+    stack retries onto a request.
     """
 
     host: Name = "localhost"
@@ -142,6 +146,7 @@ class RedisConfig(_Section):
     username: str | None = None
     key_prefix: Name = "sat:"
     timeout: Seconds = 5.0
+    call_timeout: Seconds = 0.1
 
     def password_value(self) -> str | None:
         """The plain password, for the driver only."""
@@ -210,6 +215,8 @@ class ElasticsearchConfig(_Section):
     ``username`` and ``password``, so the password is a ``Secret`` and no host shows it;
     ``username``/``password`` given as fields win over those in the hosts. All hosts must
     carry the same credentials (one client, one login), and basic auth needs both.
+    ``timeout``: the client's request timeout. ``call_timeout``: the deadline for one
+    search call, the client's retries included.
     """
 
     hosts: list[ElasticsearchHost] = Field(
@@ -220,6 +227,7 @@ class ElasticsearchConfig(_Section):
     index_prefix: str = ""
     refresh: Literal["false", "true", "wait_for"] = "false"
     timeout: Seconds = 10.0
+    call_timeout: Seconds = 5.0
 
     @model_validator(mode="before")
     @classmethod
@@ -274,6 +282,8 @@ class OutboxConfig(_Section):
     never query vectors. ``grace_seconds``: how long a new row is left to the fast path
     before a relay may take it. ``lease_seconds``: how long a claimed row stays with its
     relay before another may retry it (a relay that died loses nothing).
+    ``delivery_timeout``: the deadline of the after-commit delivery; past it the commit
+    returns and the relay finishes the work.
     """
 
     relay: bool = True
@@ -286,6 +296,7 @@ class OutboxConfig(_Section):
     backoff_initial: Seconds = 1.0
     backoff_max: Seconds = 300.0
     follow_interval: Seconds = 1.0
+    delivery_timeout: Seconds = 2.0
 
 
 class DataLayerConfig(_Section):

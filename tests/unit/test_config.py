@@ -132,13 +132,16 @@ def test_validation_error_never_echoes_a_password() -> None:
 
 TIMEOUT_FIELDS = [
     (RedisConfig, "timeout"),
+    (RedisConfig, "call_timeout"),
     (PostgresConfig, "timeout"),
     (ElasticsearchConfig, "timeout"),
+    (ElasticsearchConfig, "call_timeout"),
     (OutboxConfig, "relay_interval"),
     (OutboxConfig, "lease_seconds"),
     (OutboxConfig, "backoff_initial"),
     (OutboxConfig, "backoff_max"),
     (OutboxConfig, "follow_interval"),
+    (OutboxConfig, "delivery_timeout"),
     (DataLayerConfig, "startup_timeout"),
     (DataLayerConfig, "health_timeout"),
 ]
@@ -161,6 +164,13 @@ def test_the_grace_period_must_be_finite(seconds: float) -> None:
 
 def test_a_zero_grace_period_is_allowed() -> None:
     assert OutboxConfig(grace_seconds=0).grace_seconds == 0
+
+
+def test_request_path_deadlines_have_defaults() -> None:
+    config = DataLayerConfig()
+    assert config.redis.call_timeout == 0.1
+    assert config.elasticsearch.call_timeout == 5.0
+    assert config.outbox.delivery_timeout == 2.0
 
 
 @pytest.mark.parametrize(
