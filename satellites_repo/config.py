@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -507,10 +507,36 @@ def _unreadable(exc: SettingsError) -> str:
     return f"invalid configuration: {variable} could not be read ({exc})"
 
 
+_MASK = "**********"
+
+
 def redact(text: str, config: DataLayerConfig) -> str:
-    """``text`` with every configured password replaced, for messages built from driver errors."""
+    """``text`` with every configured password masked where it stands as the password.
+
+    For messages built from driver errors. Only a password in its place is masked: in a
+    URL (``scheme://user:SECRET@``, also percent-encoded), after ``password=`` or
+    ``password:``, or quoted on its own (``'SECRET'``, ``"SECRET"``). The same letters
+    inside a longer word are kept: with the password ``postgres``,
+    ``sqlalchemy.dialects.postgresql`` stays readable.
+    """
     for section in (config.redis, config.postgres, config.elasticsearch):
         secret = section.password_value()
         if secret:
-            text = text.replace(secret, "**********")
+            text = _mask(text, secret)
     return text
+
+
+def _mask(text: str, secret: str) -> str:
+    for pattern, replacement in _secret_patterns(secret):
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _secret_patterns(secret: str) -> Sequence[tuple[re.Pattern[str], str]]:
+    plain = re.escape(secret)
+    in_url = "|".join(dict.fromkeys((plain, re.escape(quote(secret, safe="")))))
+    return (
+        (re.compile(rf"(://[^\s/@:]*:)(?:{in_url})(@)"), rf"\g<1>{_MASK}\g<2>"),
+        (re.compile(rf"((?i:password)\s*[=:]\s*){plain}(?!\w)"), rf"\g<1>{_MASK}"),
+        (re.compile(rf"(['\"]){plain}\1"), rf"\g<1>{_MASK}\g<1>"),
+    )
