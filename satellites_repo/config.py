@@ -1,9 +1,12 @@
 """Configuration for every backend, with the seed's names and defaults.
 
-The models are plain pydantic models: constructing one validates it and names the field
-that is wrong. ``DataLayerConfig.from_env()`` reads ``SATELLITES_*`` variables through
-pydantic-settings, either field by field (``SATELLITES_POSTGRES__HOST``) or as one URL per
-backend (``SATELLITES_POSTGRES_URL``); fields given one by one override the URL's parts.
+The models are plain pydantic models, but an invalid value never surfaces as pydantic's
+``ValidationError``: constructing a section, ``replace()``, ``model_validate()`` or an
+assignment raises ``ConfigurationError`` naming the field (``redis.port: ...``).
+``DataLayerConfig.from_env()`` reads ``SATELLITES_*`` variables through pydantic-settings,
+either field by field (``SATELLITES_POSTGRES__HOST``) or as one URL per backend
+(``SATELLITES_POSTGRES_URL``); fields given one by one override the URL's parts. Its
+errors name the variable instead of the field.
 
 Passwords are ``Secret`` values: they print as ``**********`` in reprs, logs and errors,
 and only ``get_secret_value()`` reveals them (to the drivers, never to a message).
@@ -11,21 +14,26 @@ and only ``get_secret_value()`` reveals them (to the drivers, never to a message
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from satellites_repo.errors import ConfigurationError
 
@@ -39,8 +47,23 @@ __all__ = [
     "Secret",
 ]
 
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or blank")
+    return text
+
+
+def _elasticsearch_host(url: str) -> str:
+    _split_url(url, "elasticsearch", {"http", "https"})
+    return url
+
+
 Port = Annotated[int, Field(ge=1, le=65535)]
-Seconds = Annotated[float, Field(gt=0)]
+# A timeout of inf or NaN would make a deadline that never fires (or never compares).
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Name = Annotated[str, AfterValidator(_not_blank)]
+ElasticsearchHost = Annotated[str, AfterValidator(_elasticsearch_host)]
 
 
 class Secret(SecretStr):
@@ -64,9 +87,41 @@ def _reveal(secret: SecretStr | str | None) -> str | None:
 
 
 class _Section(BaseModel):
-    """Shared model settings: strict field names, no secret ever echoed in an error."""
+    """Shared model settings: strict field names, no secret ever echoed in an error.
+
+    Every way in (construction, ``model_validate*``, assignment) turns pydantic's
+    ``ValidationError`` into ``ConfigurationError``, so callers catch one error type.
+    """
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, validate_assignment=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        with _configuration_errors():
+            super().__init__(**data)
+
+    # Marks this __init__ as a plain wrapper: pydantic-core then validates nested sections
+    # itself instead of calling it, so an error keeps its full location (redis.port) and is
+    # converted once, by the outermost section.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        with _configuration_errors():
+            return super().model_validate(obj, **options)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        with _configuration_errors():
+            return super().model_validate_json(json_data, **options)
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, **options: Any) -> Self:
+        with _configuration_errors():
+            return super().model_validate_strings(obj, **options)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        with _configuration_errors():
+            super().__setattr__(name, value)
 
     def replace(self, **changes: Any) -> Self:
         """A validated copy with ``changes`` applied (``model_copy`` would skip validation)."""
@@ -74,14 +129,22 @@ class _Section(BaseModel):
 
 
 class RedisConfig(_Section):
-    """Where the cache lives, and the prefix that keeps this layer's keys apart."""
+    """Where the cache lives, and the prefix that keeps this layer's keys apart.
 
-    host: str = "localhost"
+    ``key_prefix`` must not be empty: it is what keeps this layer's keys apart from
+    everything else in the database, and what test cleanup deletes by. ``timeout``: the
+    client's connect and socket timeout. ``call_timeout``: the deadline for one cache call
+    on the request path; a slower Redis read falls back to Postgres. It bounds the whole
+    call, the client's own retries and backoff included, so a struggling Redis cannot
+    stack retries onto a request.
+    """
+
+    host: Name = "localhost"
     port: Port = 6379
     db: Annotated[int, Field(ge=0)] = 0
     password: Secret | None = None
     username: str | None = None
-    key_prefix: str = "sat:"
+    key_prefix: Name = "sat:"
     timeout: Seconds = 5.0
     call_timeout: Seconds = 0.1
 
@@ -108,10 +171,10 @@ class PostgresConfig(_Section):
     discarded, and the pool reconnects.
     """
 
-    host: str = "localhost"
+    host: Name = "localhost"
     port: Port = 5432
-    database: str = "satellites"
-    user: str = "postgres"
+    database: Name = "satellites"
+    user: Name = "postgres"
     password: Secret | None = None
     min_connections: Annotated[int, Field(ge=0)] = 2
     max_connections: Annotated[int, Field(ge=1)] = 10
@@ -146,9 +209,19 @@ class PostgresConfig(_Section):
 
 
 class ElasticsearchConfig(_Section):
-    """The search cluster. ``index_prefix`` namespaces this layer's indices and aliases."""
+    """The search cluster. ``index_prefix`` namespaces this layer's indices and aliases.
 
-    hosts: list[str] = Field(default_factory=lambda: ["http://localhost:9200"], min_length=1)
+    Credentials written into a host (``http://user:password@host:9200``) are moved into
+    ``username`` and ``password``, so the password is a ``Secret`` and no host shows it;
+    ``username``/``password`` given as fields win over those in the hosts. All hosts must
+    carry the same credentials (one client, one login), and basic auth needs both.
+    ``timeout``: the client's request timeout. ``call_timeout``: the deadline for one
+    search call, the client's retries included.
+    """
+
+    hosts: list[ElasticsearchHost] = Field(
+        default_factory=lambda: ["http://localhost:9200"], min_length=1
+    )
     username: str | None = None
     password: Secret | None = None
     index_prefix: str = ""
@@ -156,13 +229,29 @@ class ElasticsearchConfig(_Section):
     timeout: Seconds = 10.0
     call_timeout: Seconds = 5.0
 
-    @field_validator("hosts")
+    @model_validator(mode="before")
     @classmethod
-    def _hosts_are_urls(cls, hosts: list[str]) -> list[str]:
-        for host in hosts:
-            if urlsplit(host).scheme not in {"http", "https"}:
-                raise ValueError(f"host {host!r} must be an http:// or https:// URL")
-        return hosts
+    def _credentials_out_of_hosts(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("hosts"), list):
+            return data
+        hosts, found = [], []
+        for host in data["hosts"]:
+            bare, credentials = _without_credentials(host) if isinstance(host, str) else (host, {})
+            hosts.append(bare)
+            if credentials:
+                found.append(credentials)
+        if any(credentials != found[0] for credentials in found):
+            raise ValueError("the hosts carry different credentials; one client has one login")
+        login = found[0] if found else {}
+        unset = {key: value for key, value in login.items() if data.get(key) is None}
+        return data | unset | {"hosts": hosts}
+
+    @model_validator(mode="after")
+    def _complete_login(self) -> Self:
+        if (self.username is None) != (self.password is None):
+            given = "username" if self.password is None else "password"
+            raise ValueError(f"{given} is set alone; basic auth needs username and password")
+        return self
 
     def password_value(self) -> str | None:
         """The plain password, for the driver only."""
@@ -171,15 +260,7 @@ class ElasticsearchConfig(_Section):
     @classmethod
     def from_url(cls, url: str) -> dict[str, Any]:
         """The fields a comma-separated list of ``http(s)://[user:password@]host:port`` sets."""
-        fields: dict[str, Any] = {}
-        hosts = []
-        for one in (part.strip() for part in url.split(",") if part.strip()):
-            parts = _split_url(one, "elasticsearch", {"http", "https"})
-            fields.update(_credentials(parts))
-            port = f":{parts.port}" if parts.port else ""
-            hosts.append(f"{parts.scheme}://{parts.hostname}{port}")
-        fields["hosts"] = hosts
-        return fields
+        return {"hosts": _host_list(url)}
 
 
 class FaissConfig(_Section):
@@ -201,6 +282,8 @@ class OutboxConfig(_Section):
     never query vectors. ``grace_seconds``: how long a new row is left to the fast path
     before a relay may take it. ``lease_seconds``: how long a claimed row stays with its
     relay before another may retry it (a relay that died loses nothing).
+    ``delivery_timeout``: the deadline of the after-commit delivery; past it the commit
+    returns and the relay finishes the work.
     """
 
     relay: bool = True
@@ -208,7 +291,7 @@ class OutboxConfig(_Section):
     relay_interval: Seconds = 1.0
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     lease_seconds: Seconds = 30.0
-    grace_seconds: Annotated[float, Field(ge=0)] = 5.0
+    grace_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 5.0
     max_attempts: Annotated[int, Field(ge=1)] = 10
     backoff_initial: Seconds = 1.0
     backoff_max: Seconds = 300.0
@@ -236,9 +319,18 @@ class DataLayerConfig(_Section):
         """
         try:
             settings = _EnvSettings(_env_file=env_file)
-            return settings.to_config()
         except ValidationError as exc:
-            raise ConfigurationError(_describe(exc, prefix="SATELLITES_")) from None
+            raise ConfigurationError(_describe(exc, _variable)) from exc
+        except SettingsError as exc:
+            raise ConfigurationError(_unreadable(exc)) from exc
+        return settings.to_config()
+
+
+_URL_PARSERS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "redis": RedisConfig.from_url,
+    "postgres": PostgresConfig.from_url,
+    "elasticsearch": ElasticsearchConfig.from_url,
+}
 
 
 class _EnvSettings(BaseSettings):
@@ -263,44 +355,84 @@ class _EnvSettings(BaseSettings):
     health_timeout: float | None = None
 
     def to_config(self) -> DataLayerConfig:
-        sections: dict[str, Any] = {
-            "redis": _url_fields(RedisConfig.from_url, self.redis_url) | self.redis,
-            "postgres": _url_fields(PostgresConfig.from_url, self.postgres_url) | self.postgres,
-            "elasticsearch": (
-                _url_fields(ElasticsearchConfig.from_url, self.elasticsearch_url)
-                | self.elasticsearch
-            ),
-            "faiss": self.faiss,
-            "outbox": self.outbox,
-        }
+        """Validate the variables as one ``DataLayerConfig``; errors name the variable."""
+        data: dict[str, Any] = {"faiss": self.faiss, "outbox": self.outbox}
+        from_urls: set[tuple[str, str]] = set()
+        for section, parse in _URL_PARSERS.items():
+            url_fields, given = self._url_fields(section, parse), getattr(self, section)
+            data[section] = url_fields | given
+            from_urls |= {(section, field) for field in url_fields.keys() - given.keys()}
+        data["elasticsearch"] = _hosts_from_env(data["elasticsearch"])
         for name in ("startup_timeout", "health_timeout"):
             value = getattr(self, name)
             if value is not None:
-                sections[name] = value
-        return DataLayerConfig.model_validate(sections)
+                data[name] = value
+        try:
+            # The core validator, not model_validate: that would name fields, not variables.
+            config: DataLayerConfig = DataLayerConfig.__pydantic_validator__.validate_python(data)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc, partial(_variable, urls=from_urls))) from exc
+        return config
+
+    def _url_fields(self, section: str, parse: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        url: SecretStr | None = getattr(self, f"{section}_url")
+        if url is None:
+            return {}
+        try:
+            return parse(url.get_secret_value())
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"invalid configuration: SATELLITES_{section.upper()}_URL: {exc}"
+            ) from exc
 
 
-def _url_fields(parse: Callable[[str], dict[str, Any]], url: SecretStr | None) -> dict[str, Any]:
-    return parse(url.get_secret_value()) if url is not None else {}
+def _hosts_from_env(section: dict[str, Any]) -> dict[str, Any]:
+    """``hosts`` from a variable is a JSON list or comma-separated URLs; make it a list."""
+    hosts = section.get("hosts")
+    if not isinstance(hosts, str):
+        return section
+    if not hosts.lstrip().startswith("["):
+        return section | {"hosts": _host_list(hosts)}
+    try:
+        return section | {"hosts": json.loads(hosts)}
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            "invalid configuration: SATELLITES_ELASTICSEARCH__HOSTS: neither a JSON list nor "
+            f"comma-separated URLs ({exc.msg} at character {exc.pos})"
+        ) from exc
+
+
+def _host_list(text: str) -> list[str]:
+    return [host.strip() for host in text.split(",") if host.strip()]
 
 
 def _split_url(url: str, backend: str, schemes: set[str]) -> SplitResult:
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - property access validates the port
+        port = parts.port
     except ValueError:
-        raise ConfigurationError(f"{backend} URL is malformed (port or host)") from None
-    if parts.scheme not in schemes or not parts.hostname:
+        # Not chained: urllib's message quotes the URL's text, which may be the password.
+        raise ConfigurationError(
+            f"{backend} URL is malformed: bad port or host "
+            "(percent-encode any '/', ':' or '@' in the password)"
+        ) from None
+    if parts.scheme not in schemes:
         raise ConfigurationError(
             f"{backend} URL must look like {sorted(schemes)[0]}://host[:port]/..., "
             f"got scheme {parts.scheme!r}"
+        )
+    if not parts.hostname:
+        raise ConfigurationError(f"{backend} URL has no host")
+    if port == 0:
+        raise ConfigurationError(
+            f"{backend} URL has port 0; give a port from 1 to 65535, or none for the default"
         )
     return parts
 
 
 def _host_and_port(parts: SplitResult) -> dict[str, Any]:
     fields: dict[str, Any] = {"host": parts.hostname}
-    if parts.port:
+    if parts.port is not None:
         fields["port"] = parts.port
     return fields
 
@@ -314,18 +446,97 @@ def _credentials(parts: SplitResult) -> dict[str, Any]:
     return fields
 
 
-def _describe(exc: ValidationError, *, prefix: str) -> str:
+def _without_credentials(url: str) -> tuple[str, dict[str, Any]]:
+    """``url`` without its ``user:password@`` part, and the credentials it carried."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    address = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=address)), _credentials(parts)
+
+
+@contextmanager
+def _configuration_errors() -> Iterator[None]:
+    try:
+        yield
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc, _dotted)) from exc
+
+
+Location = tuple[int | str, ...]
+
+
+def _describe(exc: ValidationError, name: Callable[[Location], str]) -> str:
     problems = []
     for error in exc.errors():
-        location = "__".join(str(part) for part in error["loc"])
-        problems.append(f"{prefix}{location.upper()}: {error['msg']}")
+        where = name(error["loc"])
+        problems.append(f"{where}: {_message(error)}" if where else _message(error))
     return "invalid configuration: " + "; ".join(problems)
 
 
+def _message(error: ErrorDetails) -> str:
+    """Pydantic's message, or a validator's own words without the "Value error, " prefix."""
+    if error["type"] == "value_error" and "ctx" in error:
+        return str(error["ctx"]["error"])
+    return error["msg"]
+
+
+def _dotted(loc: Location) -> str:
+    """``redis.port``, ``elasticsearch.hosts[1]``: where a value sits in the model."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)[1:]
+
+
+def _variable(loc: Location, urls: Collection[tuple[str, str]] = ()) -> str:
+    """The variable that set ``loc``: ``SATELLITES_REDIS__PORT``, or the backend's URL."""
+    if len(loc) >= 2 and (loc[0], loc[1]) in urls:
+        return f"SATELLITES_{str(loc[0]).upper()}_URL ({loc[1]})"
+    names = (f"[{part}]" if isinstance(part, int) else f"__{part.upper()}" for part in loc)
+    return "SATELLITES_" + "".join(names)[2:]
+
+
+_SETTINGS_FIELD = re.compile(r'field "(?P<field>\w+)"')
+
+
+def _unreadable(exc: SettingsError) -> str:
+    """Name the variable pydantic-settings could not decode (it only names the field)."""
+    match = _SETTINGS_FIELD.search(str(exc))
+    variable = f"SATELLITES_{match['field'].upper()}" if match else "a SATELLITES_ variable"
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        return f"invalid configuration: {variable} is not valid JSON ({cause.msg})"
+    return f"invalid configuration: {variable} could not be read ({exc})"
+
+
+_MASK = "**********"
+
+
 def redact(text: str, config: DataLayerConfig) -> str:
-    """``text`` with every configured password replaced, for messages built from driver errors."""
+    """``text`` with every configured password masked where it stands as the password.
+
+    For messages built from driver errors. Only a password in its place is masked: in a
+    URL (``scheme://user:SECRET@``, also percent-encoded), after ``password=`` or
+    ``password:``, or quoted on its own (``'SECRET'``, ``"SECRET"``). The same letters
+    inside a longer word are kept: with the password ``postgres``,
+    ``sqlalchemy.dialects.postgresql`` stays readable.
+    """
     for section in (config.redis, config.postgres, config.elasticsearch):
         secret = section.password_value()
         if secret:
-            text = text.replace(secret, "**********")
+            text = _mask(text, secret)
     return text
+
+
+def _mask(text: str, secret: str) -> str:
+    for pattern, replacement in _secret_patterns(secret):
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _secret_patterns(secret: str) -> Sequence[tuple[re.Pattern[str], str]]:
+    plain = re.escape(secret)
+    in_url = "|".join(dict.fromkeys((plain, re.escape(quote(secret, safe="")))))
+    return (
+        (re.compile(rf"(://[^\s/@:]*:)(?:{in_url})(@)"), rf"\g<1>{_MASK}\g<2>"),
+        (re.compile(rf"((?i:password)\s*[=:]\s*){plain}(?!\w)"), rf"\g<1>{_MASK}"),
+        (re.compile(rf"(['\"]){plain}\1"), rf"\g<1>{_MASK}\g<1>"),
+    )

@@ -43,8 +43,12 @@ class SatellitesError(Exception):
     """Root of every error the library raises on purpose."""
 
 
-class ConfigurationError(SatellitesError):
-    """The configuration is invalid; the message names the offending field."""
+class ConfigurationError(SatellitesError, ValueError):
+    """The configuration is invalid; the message names the offending field.
+
+    Also a ``ValueError``, as pydantic's ``ValidationError`` (which config sections raised
+    before) is: code that caught a bad config value as ``ValueError`` keeps working.
+    """
 
 
 class StartupError(SatellitesError):
