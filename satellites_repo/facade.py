@@ -21,7 +21,7 @@ from satellites_repo.backends.faiss import FaissBackend
 from satellites_repo.backends.redis import RedisBackend
 from satellites_repo.bootstrap import Runtime, build_backends, find_backend
 from satellites_repo.config import DataLayerConfig, redact
-from satellites_repo.errors import LifecycleError, StartupError
+from satellites_repo.errors import ConfigurationError, LifecycleError, StartupError
 from satellites_repo.events import EventBus, InProcessEventBus
 from satellites_repo.health import BackendHealth, Health, probe
 from satellites_repo.model import Registry
@@ -73,7 +73,7 @@ class DataLayer:
         configured = faiss.dimension if "dimension" in faiss.model_fields_set else None
         self._registry = Registry(repositories, configured)
         self._backends = build_backends(self._config, self._registry)
-        self._events: EventBus = events if events is not None else InProcessEventBus()
+        self._events = _checked_bus(events)
         self._state = _State.NEW
         self._pool: asyncpg.Pool | None = None
         self._engine: AsyncEngine | None = None
@@ -241,6 +241,19 @@ class DataLayer:
             closers.append(_quietly("engine", self._engine.dispose()))
         await asyncio.gather(*closers)
         self._pool = self._engine = None
+
+
+def _checked_bus(events: EventBus | None) -> EventBus:
+    """The bus given (or an in-process one), refused early if it lacks the lifecycle methods."""
+    if events is None:
+        return InProcessEventBus()
+    missing = [name for name in ("publish_many", "start", "close") if not hasattr(events, name)]
+    if missing:
+        raise ConfigurationError(
+            f"{type(events).__name__} is not an EventBus: it lacks {', '.join(missing)} "
+            "(the seed's four methods plus start(), close() and publish_many())"
+        )
+    return events
 
 
 def _failures(results: Sequence[object], names: list[str]) -> dict[str, str]:
