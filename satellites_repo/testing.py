@@ -155,7 +155,7 @@ def _async_fixture(function: Callable[..., Any]) -> Any:
 
     def missing() -> NoReturn:  # pragma: no cover - depends on the user's environment
         pytest.fail(
-            f"{function.__name__} needs pytest-asyncio: pip install 'pytest-asyncio>=0.23'",
+            f"{function.__name__} needs pytest-asyncio: pip install 'satellites-repo[test]'",
             pytrace=False,
         )
 

@@ -1,6 +1,6 @@
 """The knowledge base over HTTP: a FastAPI app with one unit of work per request.
 
-Needs the ``web`` extra (``pip install 'satellites[web]'``). Run it with::
+Needs the ``web`` extra (``pip install 'satellites-repo[web]'``). Run it with::
 
     uvicorn --factory examples.knowledge_base.app:create_app
 

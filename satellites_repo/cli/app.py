@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,12 +20,27 @@ from satellites_repo.health import Health
 
 __all__ = ["app", "main"]
 
+# Plain click help: typer's rich panels print a "<bool>" type after every flag.
 app = typer.Typer(
     name="satellites",
     help="Postgres as the truth; Redis, Elasticsearch and FAISS kept in step after commit.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
+
+
+def _working_directory_first() -> None:
+    """Let ``--repositories myapp.repos:ALL`` and ``env.py`` find the application's modules.
+
+    A console script's ``sys.path`` starts with its own ``bin`` folder, not the current
+    directory (unlike ``python -m``), so an application run from its checkout would need
+    ``PYTHONPATH=.``. The directory goes first, as ``python -m`` would put it.
+    """
+    here = str(Path.cwd())
+    if here not in sys.path:
+        sys.path.insert(0, here)
 
 
 @app.callback()
@@ -37,6 +53,7 @@ def _configure(
 ) -> None:
     """Configuration comes from SATELLITES_* variables (see the README) or --env-file."""
     settings.env_file = env_file
+    _working_directory_first()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
 
 
