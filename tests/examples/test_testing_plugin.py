@@ -47,7 +47,7 @@ async def test_the_config_is_narrowed_to_this_test(
     assert satellites_config.postgres.schema_name == satellites_token
     assert satellites_config.redis.key_prefix == f"{satellites_token}:"
     assert satellites_config.elasticsearch.index_prefix == f"{satellites_token}-"
-    assert satellites_config.elasticsearch.refresh == "wait_for"
+    assert satellites_config.elasticsearch.refresh == "true"
     assert satellites_config.faiss.index_path.is_relative_to(tmp_path)
     assert (await leftovers(satellites_token))["schema"]
 

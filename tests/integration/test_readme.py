@@ -25,7 +25,7 @@ async def test_the_quickstart_runs(config: DataLayerConfig, tmp_path: Path) -> N
     script.write_text(block_after("quickstart"))
     environment = subprocess_environment(
         config,
-        SATELLITES_ELASTICSEARCH__REFRESH="wait_for",
+        SATELLITES_ELASTICSEARCH__REFRESH="true",
         SATELLITES_FAISS__INDEX_PATH=str(tmp_path / "faiss"),
         SATELLITES_FAISS__DIMENSION="4",
     )

@@ -86,12 +86,14 @@ def isolated_config(base: DataLayerConfig, stem: str, faiss_path: Path) -> DataL
     """``base`` with every shared name derived from ``stem`` and a FAISS folder of its own.
 
     Schema ``stem``, Redis keys ``stem:*``, Elasticsearch indices ``stem-*``. Searches see
-    a commit as soon as it returns (``refresh="wait_for"``), which a test relies on.
+    a commit as soon as it returns, which a test relies on: ``refresh="true"`` refreshes
+    the written shards at once, where ``"wait_for"`` waits for the next scheduled refresh
+    (about a second per commit).
     """
     return base.replace(
         postgres=base.postgres.replace(schema_name=stem, min_connections=1, max_connections=4),
         redis=base.redis.replace(key_prefix=f"{stem}:"),
-        elasticsearch=base.elasticsearch.replace(index_prefix=f"{stem}-", refresh="wait_for"),
+        elasticsearch=base.elasticsearch.replace(index_prefix=f"{stem}-", refresh="true"),
         faiss=base.faiss.replace(index_path=faiss_path),
     )
 
