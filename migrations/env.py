@@ -7,7 +7,7 @@ models imported instead of the example's.
 
 from __future__ import annotations
 
-import examples.knowledge_base.models  # noqa: F401 - registers the example's tables
+import satellites_repo.demo.models  # noqa: F401 - registers the example's tables
 from satellites_repo.migrate import run_alembic_env
 
 run_alembic_env()

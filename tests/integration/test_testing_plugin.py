@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from examples.knowledge_base import (
+from satellites_repo import Base, DataEvent, DataLayerConfig
+from satellites_repo._clients import open_elasticsearch, open_postgres_pool, open_redis
+from satellites_repo.demo import (
     DIM,
     VECTOR_NAMESPACE,
     Articles,
@@ -17,8 +19,6 @@ from examples.knowledge_base import (
     generate_articles,
     to_articles,
 )
-from satellites_repo import Base, DataEvent, DataLayerConfig
-from satellites_repo._clients import open_elasticsearch, open_postgres_pool, open_redis
 from satellites_repo.testing import DataLayerFactory, vector_dimension
 from tests.integration.models import Articles as FourDimensionalArticles
 from tests.integration.models import Tags
@@ -89,8 +89,8 @@ async def test_the_plugin_removes_what_a_test_left(pytester: pytest.Pytester) ->
         test_inner=f"""
         from pathlib import Path
 
-        from examples.knowledge_base import Articles, HashingEmbedder, Tenant, Tenants
-        from examples.knowledge_base import generate_articles, to_articles
+        from satellites_repo.demo import Articles, HashingEmbedder, Tenant, Tenants
+        from satellites_repo.demo import generate_articles, to_articles
         from satellites_repo import Base
 
 
