@@ -13,6 +13,7 @@ import typer
 from satellites_repo.cli._common import console, health_table, load_config, settings
 from satellites_repo.cli.db import db_app
 from satellites_repo.cli.demo import demo
+from satellites_repo.cli.init import init
 from satellites_repo.cli.ops import outbox_app, reindex_command, verify_command
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import DataLayer
@@ -78,6 +79,7 @@ def health() -> None:
     raise typer.Exit(0 if result.ok else 1)
 
 
+app.command()(init)
 app.command()(demo)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,15 @@ def test_the_application_is_found_in_the_working_directory(
         "Tags"
     ]
     assert sys.path[0] == str(tmp_path)
+
+
+def test_the_cli_registers_no_model_of_the_demo() -> None:
+    """`satellites db revision --autogenerate` sees the app's models and the library's only."""
+    script = (
+        "import satellites_repo.cli\nfrom satellites_repo import Base\n"
+        "print(sorted(Base.metadata.tables))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "['satellites_meta', 'satellites_outbox']"
