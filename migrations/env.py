@@ -1,13 +1,13 @@
-"""Alembic environment: the library's tables and the example knowledge base.
+"""Alembic environment: this application's models and the satellites library's tables.
 
-All the work (async engine from SATELLITES_* variables, advisory lock, Vector rendering)
-is in ``satellites_repo.migrate``; an application's env.py looks the same with its own
-models imported instead of the example's.
+Written by ``satellites init``. The work (an async engine from the SATELLITES_* variables,
+an advisory lock, a missing schema created, ``Vector`` columns rendered) is in
+``satellites_repo.migrate``; import every module that declares models here.
 """
 
 from __future__ import annotations
 
-import examples.knowledge_base.models  # noqa: F401 - registers the example's tables
+import satellites_repo.demo.models  # noqa: F401 - registers its models
 from satellites_repo.migrate import run_alembic_env
 
-run_alembic_env()
+run_alembic_env()  # Base.metadata: the models imported above and the library's tables

@@ -1,7 +1,9 @@
 """The example knowledge base: tenants and their articles.
 
+The root of the example's own history; the library's tables are its branch beside it.
+
 Revision ID: 0002_knowledge_base
-Revises: 0001_satellites
+Revises:
 Create Date: 2026-11-28
 """
 
@@ -16,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 import satellites_repo
 
 revision: str = "0002_knowledge_base"
-down_revision: str | Sequence[str] | None = "0001_satellites"
+down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

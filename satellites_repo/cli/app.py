@@ -16,18 +16,34 @@ from rich.markup import escape
 from satellites_repo.cli._common import console, health_table, load_config, settings
 from satellites_repo.cli.db import db_app
 from satellites_repo.cli.demo import demo
+from satellites_repo.cli.init import init
 from satellites_repo.cli.ops import outbox_app, reindex_command, verify_command
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import probe_backends
 
 __all__ = ["app", "main"]
 
+# Plain click help: typer's rich panels print a "<bool>" type after every flag.
 app = typer.Typer(
     name="satellites",
     help="Postgres as the truth; Redis, Elasticsearch and FAISS kept in step after commit.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
+
+
+def _working_directory_first() -> None:
+    """Let ``--repositories myapp.repos:ALL`` and ``env.py`` find the application's modules.
+
+    A console script's ``sys.path`` starts with its own ``bin`` folder, not the current
+    directory (unlike ``python -m``), so an application run from its checkout would need
+    ``PYTHONPATH=.``. The directory goes first, as ``python -m`` would put it.
+    """
+    here = str(Path.cwd())
+    if here not in sys.path:
+        sys.path.insert(0, here)
 
 
 @app.callback()
@@ -40,6 +56,7 @@ def _configure(
 ) -> None:
     """Configuration comes from SATELLITES_* variables (see the README) or --env-file."""
     settings.env_file = env_file
+    _working_directory_first()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     if not verbose:  # its retries are logged per attempt; the command reports the outcome
         logging.getLogger("elastic_transport").setLevel(logging.ERROR)
@@ -54,6 +71,7 @@ def health() -> None:
     raise typer.Exit(0 if result.ok else 1)
 
 
+app.command()(init)
 app.command()(demo)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")

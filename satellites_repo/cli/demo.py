@@ -1,7 +1,7 @@
 """``satellites demo``: the knowledge-base example's guided tour against the real servers.
 
-The tour itself (``examples/knowledge_base/tour.py``) lives with the example app at the
-top of a source checkout; this command gives it a configuration, a console and exit codes:
+The tour itself (``satellites_repo/demo/tour.py``) ships with the package, so an installed
+wheel runs it too; this command gives it a configuration, a console and exit codes:
 0 when every step showed what it promised, 1 when a check failed or a backend could not
 be reached, 2 for bad options or configuration.
 """
@@ -42,15 +42,11 @@ def demo(
         console.print("[red]--schema and --prefix take lowercase letters, digits and '_'[/red]")
         raise typer.Exit(2)
     config = load_config()
-    try:
-        from examples.knowledge_base.sandbox import Sandbox
-        from examples.knowledge_base.tour import Tour, TourFailure
-    except ImportError as exc:
-        console.print(
-            f"[red]the demo needs the example app in examples/ ({exc}); run it from a source "
-            "checkout installed with `pip install -e '.[dev]'`[/red]"
-        )
-        raise typer.Exit(2) from None
+    # Imported here, not with the CLI: the demo's models would join Base.metadata, and
+    # `satellites db revision --autogenerate` would write them into the application's revision.
+    from satellites_repo.demo.sandbox import Sandbox
+    from satellites_repo.demo.tour import Tour, TourFailure
+
     with tempfile.TemporaryDirectory(prefix="satellites-demo-") as faiss_dir:
         sandbox = Sandbox(schema, prefix, Path(faiss_dir))
         tour = Tour(config, sandbox, console, articles=articles, health_table=health_table)

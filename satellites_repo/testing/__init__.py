@@ -8,9 +8,16 @@ and pytest-asyncio installed can ask for these fixtures without importing anythi
     key prefix, Elasticsearch index prefix and FAISS folder. Afterwards the schema is
     dropped and the keys and indices with those prefixes are deleted.
 
+``satellites_migrated``
+    The same config, its schema migrated to ``heads`` (the application's revisions and the
+    library's branch) with the ``alembic.ini`` of ``satellites_alembic_ini``: by default
+    the one in the working directory, as for ``satellites db``; override the fixture to
+    point elsewhere (``satellites init`` writes a ``conftest.py`` that does).
+
 ``satellites_layer_factory``
-    ``await satellites_layer_factory(repositories=[...], create_tables=Base.metadata)``
-    gives a started ``DataLayer`` on that config; it is stopped after the test.
+    ``await satellites_layer_factory(repositories=[...])`` gives a started ``DataLayer``
+    on that config, stopped after the test. Request ``satellites_migrated`` too, or pass
+    ``create_tables=Base.metadata`` to create the tables without migrations.
 
 Why real backends rather than a rolled-back transaction: peer libraries wrap each test in
 a transaction that is never committed and silence after-commit indexing, so they cannot
@@ -42,7 +49,7 @@ from satellites_repo.config import DataLayerConfig
 from satellites_repo.errors import SatellitesError
 from satellites_repo.events import EventBus
 from satellites_repo.facade import DataLayer
-from satellites_repo.migrate import create_tables
+from satellites_repo.migrate import create_tables, upgrade
 from satellites_repo.model import Registry, Vector
 from satellites_repo.orm.repository import Repository
 
@@ -55,8 +62,10 @@ __all__ = [
     "DataLayerFactory",
     "isolated_config",
     "purge_prefixes",
+    "satellites_alembic_ini",
     "satellites_config",
     "satellites_layer_factory",
+    "satellites_migrated",
     "satellites_token",
     "vector_dimension",
 ]
@@ -87,12 +96,14 @@ def isolated_config(base: DataLayerConfig, stem: str, faiss_path: Path) -> DataL
     """``base`` with every shared name derived from ``stem`` and a FAISS folder of its own.
 
     Schema ``stem``, Redis keys ``stem:*``, Elasticsearch indices ``stem-*``. Searches see
-    a commit as soon as it returns (``refresh="wait_for"``), which a test relies on.
+    a commit as soon as it returns, which a test relies on: ``refresh="true"`` refreshes
+    the written shards at once, where ``"wait_for"`` waits for the next scheduled refresh
+    (about a second per commit).
     """
     return base.replace(
         postgres=base.postgres.replace(schema_name=stem, min_connections=1, max_connections=4),
         redis=base.redis.replace(key_prefix=f"{stem}:"),
-        elasticsearch=base.elasticsearch.replace(index_prefix=f"{stem}-", refresh="wait_for"),
+        elasticsearch=base.elasticsearch.replace(index_prefix=f"{stem}-", refresh="true"),
         faiss=base.faiss.replace(index_path=faiss_path),
     )
 
@@ -159,7 +170,7 @@ def _async_fixture(function: Callable[..., Any]) -> Any:
 
     def missing() -> NoReturn:  # pragma: no cover - depends on the user's environment
         pytest.fail(
-            f"{function.__name__} needs pytest-asyncio: pip install 'pytest-asyncio>=0.23'",
+            f"{function.__name__} needs pytest-asyncio: pip install 'satellites-repo[test]'",
             pytrace=False,
         )
 
@@ -205,13 +216,35 @@ async def _postgres(config: DataLayerConfig, statement: str) -> None:
             timeout=config.postgres.timeout,
         )
     except (OSError, asyncpg.PostgresError) as exc:
-        raise _unreachable(
-            f"postgres at {config.postgres.host}:{config.postgres.port}", exc
-        ) from None
+        raise _unreachable(_postgres_name(config), exc) from None
     try:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def satellites_alembic_ini() -> Path:
+    """The Alembic configuration ``satellites_migrated`` applies: ``./alembic.ini``."""
+    return Path("alembic.ini")
+
+
+@_async_fixture
+async def satellites_migrated(
+    satellites_config: DataLayerConfig, satellites_alembic_ini: Path
+) -> DataLayerConfig:
+    """``satellites_config`` with its schema migrated to ``heads``."""
+    try:
+        await upgrade(satellites_alembic_ini, "heads", config=satellites_config)
+    except SatellitesError as exc:
+        raise _failure(str(exc)) from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise _unreachable(_postgres_name(satellites_config), exc) from None
+    return satellites_config
+
+
+def _postgres_name(config: DataLayerConfig) -> str:
+    return f"postgres at {config.postgres.host}:{config.postgres.port}"
 
 
 async def _create_tables(config: DataLayerConfig, metadata: MetaData) -> None:
@@ -219,9 +252,7 @@ async def _create_tables(config: DataLayerConfig, metadata: MetaData) -> None:
     try:
         await create_tables(config, metadata)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise _unreachable(
-            f"postgres at {config.postgres.host}:{config.postgres.port}", exc
-        ) from None
+        raise _unreachable(_postgres_name(config), exc) from None
 
 
 @_async_fixture
@@ -233,10 +264,10 @@ async def satellites_layer_factory(
     After-commit projections and events really run: a commit reaches Redis,
     Elasticsearch and FAISS, and handlers subscribed on ``layer.events`` are called.
     ``create_tables`` is a ``MetaData`` whose tables are created in the test's schema
-    before the layer starts (until the app has migrations to run); pass ``Base.metadata``
-    so the library's own tables (the outbox) are created too. ``dimension`` is the FAISS
-    dimension: by default that of the repositories' ``Vector`` column, else the configured
-    one.
+    before the layer starts, without migrations (else request ``satellites_migrated``);
+    pass ``Base.metadata`` so the library's tables (the outbox) are created too.
+    ``dimension`` is the FAISS dimension: by default that of the repositories' ``Vector``
+    column, else the configured one.
     """
     started: list[DataLayer] = []
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic import command
 
-from satellites_repo import DataLayerConfig
+from satellites_repo import ConfigurationError, DataLayerConfig, migrate
 from satellites_repo.postgres import open_postgres_pool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,20 +45,24 @@ def schema() -> Iterator[str]:
 
 
 def satellites(
-    schema: str, *arguments: str, config: Path | None = None
+    schema: str, *arguments: str, config: Path | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "SATELLITES_POSTGRES__SCHEMA_NAME": schema}
     command = [sys.executable, "-m", "satellites_repo.cli", "db", *arguments]
     if config is not None:
         command += ["--config", str(config)]
     return subprocess.run(
-        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120, check=False
+        command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=120, check=False
     )
 
 
-def tables(schema: str) -> set[str]:
-    rows = sql("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+async def table_names(schema: str) -> set[str]:
+    rows = await _sql("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
     return {row["tablename"] for row in rows}
+
+
+def tables(schema: str) -> set[str]:
+    return asyncio.run(table_names(schema))
 
 
 LIBRARY_TABLES = {"satellites_outbox", "satellites_meta"}
@@ -73,9 +78,11 @@ def test_upgrade_downgrade_and_upgrade_again(schema: str) -> None:
     assert downgraded.returncode == 0, downgraded.stderr
     assert tables(schema) == {"alembic_version"}
 
-    again = satellites(schema, "upgrade", "head")
+    again = satellites(schema, "upgrade", "heads")
     assert again.returncode == 0, again.stderr
-    assert "0002_knowledge_base (head)" in satellites(schema, "current").stdout
+    current = satellites(schema, "current").stdout
+    assert "0002_knowledge_base (head)" in current
+    assert "0001_satellites (head)" in current
 
 
 def test_check_passes_at_head_and_fails_behind_it(schema: str) -> None:
@@ -84,10 +91,20 @@ def test_check_passes_at_head_and_fails_behind_it(schema: str) -> None:
     assert at_head.returncode == 0, at_head.stdout + at_head.stderr
     assert "match" in at_head.stdout
 
-    assert satellites(schema, "downgrade", "0001_satellites").returncode == 0
+    assert satellites(schema, "downgrade", "0002_knowledge_base@base").returncode == 0
+    assert tables(schema) == LIBRARY_TABLES | {"alembic_version"}
     behind = satellites(schema, "check")
     assert behind.returncode == 1
     assert "not up to date" in behind.stdout
+
+
+def test_the_library_branch_is_applied_beside_the_application(schema: str) -> None:
+    """Two roots, two heads: the library's revisions never sit in the application's chain."""
+    history = satellites(schema, "history").stdout
+    assert "<base> -> 0001_satellites (satellites) (head)" in history
+    assert "<base> -> 0002_knowledge_base (head)" in history
+    assert satellites(schema, "upgrade", "satellites@head").returncode == 0
+    assert tables(schema) == LIBRARY_TABLES | {"alembic_version"}
 
 
 def test_unknown_revision_and_missing_config_have_clear_exit_codes(
@@ -104,10 +121,7 @@ def test_unknown_revision_and_missing_config_have_clear_exit_codes(
 def test_data_survives_an_upgrade_that_adds_a_column(schema: str, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(ROOT / "migrations", project / "migrations")
-    (project / "alembic.ini").write_text(
-        "[alembic]\nscript_location = %(here)s/migrations\nprepend_sys_path = .\n"
-        "path_separator = os\n"
-    )
+    shutil.copy(ROOT / "alembic.ini", project / "alembic.ini")
     (project / "migrations" / "versions" / "0003_summary.py").write_text(
         '"""Add a summary."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
@@ -145,23 +159,90 @@ def test_two_upgrades_at_once_apply_once(schema: str) -> None:
     outcomes = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err.decode() for _, err in outcomes]
     versions = sql("SELECT version_num FROM alembic_version", schema=schema)
-    assert [row["version_num"] for row in versions] == ["0002_knowledge_base"]
+    assert sorted(row["version_num"] for row in versions) == [
+        "0001_satellites",
+        "0002_knowledge_base",
+    ]
     assert tables(schema) == LIBRARY_TABLES | EXAMPLE_TABLES | {"alembic_version"}
 
 
-def test_an_application_migrates_its_models_with_the_library_tables(
-    schema: str, tmp_path: Path
+NOTES = """
+from sqlalchemy.orm import Mapped, mapped_column
+
+from satellites_repo import Base, Vector, Versioned
+
+
+class Note(Base, Versioned):
+    __tablename__ = "app_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str]
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(8))
+"""
+
+
+def test_an_initialised_application_migrates_into_a_schema_that_did_not_exist(
+    tmp_path: Path,
 ) -> None:
-    """The README's "Migrations" recipe, run as written (examples/alembic_app)."""
+    """`satellites init`, a revision autogenerated from the app's model, `upgrade`, `check`."""
+    schema = f"mig_{uuid.uuid4().hex[:10]}"
     project = tmp_path / "app"
-    shutil.copytree(ROOT / "examples" / "alembic_app", project)
-    config = project / "alembic.ini"
-    generated = satellites(schema, "revision", "-m", "initial", "--autogenerate", config=config)
-    assert generated.returncode == 0, generated.stderr
-    (revision_file,) = (project / "migrations" / "versions").glob("*initial*.py")
-    source = revision_file.read_text()
-    assert "satellites_repo.Vector(8)" in source
-    assert "satellites_outbox" in source
-    assert satellites(schema, "upgrade", config=config).returncode == 0
-    assert {"app_notes", *LIBRARY_TABLES} <= tables(schema)
-    assert satellites(schema, "check", config=config).returncode == 0
+    (project / "notes").mkdir(parents=True)
+    (project / "notes" / "__init__.py").write_text("")
+    (project / "notes" / "models.py").write_text(NOTES)
+    cli = [sys.executable, "-m", "satellites_repo.cli", "init", str(project)]
+    initialised = subprocess.run(
+        [*cli, "--models", "notes.models"], capture_output=True, text=True, timeout=60
+    )
+    assert initialised.returncode == 0, initialised.stdout + initialised.stderr
+    try:
+        generated = satellites(schema, "revision", "-m", "initial", "--autogenerate", cwd=project)
+        assert generated.returncode == 0, generated.stdout + generated.stderr
+        (revision_file,) = (project / "migrations" / "versions").glob("*initial*.py")
+        source = revision_file.read_text()
+        assert "satellites_repo.Vector(8)" in source
+        assert "satellites_outbox" not in source  # the library's branch creates it
+        assert "down_revision: str | Sequence[str] | None = None" in source
+
+        upgraded = satellites(schema, "upgrade", cwd=project)
+        assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+        assert tables(schema) == {"app_notes", "alembic_version", *LIBRARY_TABLES}
+        assert satellites(schema, "check", cwd=project).returncode == 0
+    finally:
+        sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_an_ini_without_the_library_branch_is_refused(schema: str, tmp_path: Path) -> None:
+    ini = tmp_path / "alembic.ini"
+    ini.write_text("[alembic]\nscript_location = %(here)s/migrations\npath_separator = os\n")
+    refused = satellites(schema, "current", config=ini)
+    assert refused.returncode == 2
+    assert "version_locations must list the library's migrations" in " ".join(
+        refused.stdout.split()
+    )
+
+
+async def test_upgrade_is_awaitable_inside_a_running_loop(schema: str) -> None:
+    config = DataLayerConfig.from_env()
+    config = config.replace(postgres=config.postgres.replace(schema_name=schema))
+    await migrate.upgrade(ROOT / "alembic.ini", config=config)
+    assert await table_names(schema) == LIBRARY_TABLES | EXAMPLE_TABLES | {"alembic_version"}
+
+
+async def test_alembic_called_directly_inside_a_loop_says_what_to_use(schema: str) -> None:
+    config = DataLayerConfig.from_env()
+    config = config.replace(postgres=config.postgres.replace(schema_name=schema))
+    alembic = migrate.alembic_config(ROOT / "alembic.ini", config)
+    with pytest.raises(ConfigurationError, match=r"await satellites_repo\.migrate\.upgrade"):
+        command.upgrade(alembic, "heads")
+
+
+async def test_create_tables_creates_a_missing_schema() -> None:
+    schema = f"mig_{uuid.uuid4().hex[:10]}"
+    config = DataLayerConfig.from_env()
+    config = config.replace(postgres=config.postgres.replace(schema_name=schema))
+    try:
+        await migrate.create_tables(config)
+        assert await table_names(schema) >= LIBRARY_TABLES
+    finally:
+        await _sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

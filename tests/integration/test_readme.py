@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from satellites_repo import DataLayerConfig
+from satellites_repo.migrate.scaffold import render_project
 from tests.integration.conftest import subprocess_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,7 @@ async def test_the_quickstart_runs(config: DataLayerConfig, tmp_path: Path) -> N
     script.write_text(block_after("quickstart"))
     environment = subprocess_environment(
         config,
-        SATELLITES_ELASTICSEARCH__REFRESH="wait_for",
+        SATELLITES_ELASTICSEARCH__REFRESH="true",
         SATELLITES_FAISS__INDEX_PATH=str(tmp_path / "faiss"),
         SATELLITES_FAISS__DIMENSION="4",
     )
@@ -44,6 +45,5 @@ async def test_the_quickstart_runs(config: DataLayerConfig, tmp_path: Path) -> N
     assert "Hello satellites 1 ['Hello satellites']" in text
 
 
-def test_the_migrations_recipe_is_the_tested_example() -> None:
-    example = ROOT / "examples" / "alembic_app" / "migrations" / "env.py"
-    assert block_after("alembic-env") == example.read_text()
+def test_the_migrations_recipe_is_what_init_writes() -> None:
+    assert block_after("alembic-env") == render_project(["myapp.models"])["migrations/env.py"]

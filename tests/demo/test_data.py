@@ -8,14 +8,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from examples.knowledge_base.data import (
+from satellites_repo.demo.data import (
     TENANTS,
     TOPICS,
     generate_articles,
     to_articles,
     to_tenants,
 )
-from examples.knowledge_base.embedding import DIM, HashingEmbedder
+from satellites_repo.demo.embedding import DIM, HashingEmbedder
 
 
 def test_the_same_seed_gives_the_same_articles() -> None:

@@ -15,7 +15,6 @@ from sqlalchemy import DateTime, ForeignKey, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from examples.knowledge_base.embedding import DIM
 from satellites_repo import (
     Base,
     CachePolicy,
@@ -25,6 +24,7 @@ from satellites_repo import (
     VectorField,
     Versioned,
 )
+from satellites_repo.demo.embedding import DIM
 
 __all__ = ["SEARCH_INDEX", "VECTOR_NAMESPACE", "Article", "Articles", "Tenant", "Tenants"]
 

@@ -7,7 +7,7 @@ by their embeddings in FAISS, with Postgres the truth behind all three. The web 
 
 from __future__ import annotations
 
-from examples.knowledge_base.data import (
+from satellites_repo.demo.data import (
     TENANTS,
     ArticleSeed,
     TenantSeed,
@@ -15,8 +15,8 @@ from examples.knowledge_base.data import (
     to_articles,
     to_tenants,
 )
-from examples.knowledge_base.embedding import DIM, Embedder, HashingEmbedder
-from examples.knowledge_base.models import (
+from satellites_repo.demo.embedding import DIM, Embedder, HashingEmbedder
+from satellites_repo.demo.models import (
     SEARCH_INDEX,
     VECTOR_NAMESPACE,
     Article,
@@ -25,7 +25,6 @@ from examples.knowledge_base.models import (
     Tenants,
     article_text,
 )
-from examples.knowledge_base.schema import create_schema
 
 __all__ = [
     "DIM",
@@ -41,7 +40,6 @@ __all__ = [
     "TenantSeed",
     "Tenants",
     "article_text",
-    "create_schema",
     "generate_articles",
     "to_articles",
     "to_tenants",

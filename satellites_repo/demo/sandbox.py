@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from examples.knowledge_base.embedding import DIM
 from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo.demo.embedding import DIM
 
 __all__ = ["Sandbox"]
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from examples.knowledge_base import (
+from satellites_repo import Base, DataEvent, DataLayer, DataLayerConfig
+from satellites_repo.demo import (
     DIM,
     VECTOR_NAMESPACE,
     Articles,
@@ -18,7 +19,6 @@ from examples.knowledge_base import (
     generate_articles,
     to_articles,
 )
-from satellites_repo import Base, DataEvent, DataLayer, DataLayerConfig
 from satellites_repo.testing import DataLayerFactory, vector_dimension
 from tests.integration.models import Articles as FourDimensionalArticles
 from tests.integration.models import Tags
@@ -47,7 +47,7 @@ async def test_the_config_is_narrowed_to_this_test(
     assert satellites_config.postgres.schema_name == satellites_token
     assert satellites_config.redis.key_prefix == f"{satellites_token}:"
     assert satellites_config.elasticsearch.index_prefix == f"{satellites_token}-"
-    assert satellites_config.elasticsearch.refresh == "wait_for"
+    assert satellites_config.elasticsearch.refresh == "true"
     assert satellites_config.faiss.index_path.is_relative_to(tmp_path)
     assert (await leftovers(satellites_token))["schema"]
 
@@ -89,8 +89,8 @@ async def test_the_plugin_removes_what_a_test_left(pytester: pytest.Pytester) ->
         test_inner=f"""
         from pathlib import Path
 
-        from examples.knowledge_base import Articles, HashingEmbedder, Tenant, Tenants
-        from examples.knowledge_base import generate_articles, to_articles
+        from satellites_repo.demo import Articles, HashingEmbedder, Tenant, Tenants
+        from satellites_repo.demo import generate_articles, to_articles
         from satellites_repo import Base
 
 

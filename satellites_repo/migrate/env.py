@@ -1,17 +1,12 @@
-"""Alembic support: an async ``env.py`` in one call, safe to run from several processes.
+"""The body of an application's ``migrations/env.py``: async, locked, ``Vector``-aware.
 
-An application's ``migrations/env.py`` can be just::
-
-    from satellites_repo.migrate import run_alembic_env
-    import myapp.models  # registers the models on satellites_repo.Base
-
-    run_alembic_env()
-
-It takes the database from ``DataLayerConfig.from_env()`` (no password in ``alembic.ini``),
+``satellites init`` writes an ``env.py`` that imports the application's models and calls
+``run_alembic_env()``. It takes the database from ``DataLayerConfig.from_env()`` (or the
+config ``satellites db`` and ``migrate.upgrade`` hand it; no password in ``alembic.ini``),
 targets ``Base.metadata`` (the application's models and the library's own tables),
-compares types, renders ``Vector`` columns, and holds a Postgres advisory lock while it
-migrates: of two ``upgrade`` runs at once, one applies and the other waits, then finds
-nothing left to do.
+compares types, renders ``Vector`` columns, creates a missing schema, and holds a
+Postgres advisory lock while it migrates: of two ``upgrade`` runs at once, one applies and
+the other waits, then finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -25,30 +20,21 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from satellites_repo.config import DataLayerConfig
+from satellites_repo.errors import ConfigurationError
+from satellites_repo.migrate.schema import create_missing_schema
 from satellites_repo.model import Vector
 from satellites_repo.orm.base import Base
-from satellites_repo.postgres import open_engine
+from satellites_repo.postgres import open_engine, sqlalchemy_url
 
-__all__ = ["MIGRATION_LOCK", "VERSION_TABLE", "create_tables", "render_item", "run_alembic_env"]
+__all__ = ["CONFIG_ATTRIBUTE", "MIGRATION_LOCK", "VERSION_TABLE", "render_item", "run_alembic_env"]
 
 MIGRATION_LOCK = 0x5A7E_11_7E
 """The advisory lock key every migration run holds (one per database)."""
 
 VERSION_TABLE = "alembic_version"
 
-
-async def create_tables(config: DataLayerConfig, metadata: MetaData | None = None) -> None:
-    """Create every table of ``metadata`` (default ``Base.metadata``) that does not exist.
-
-    For tests, demos and quick starts, before ``DataLayer.start()`` (which needs the
-    library's outbox table). Production schemas belong to migrations (``satellites db``).
-    """
-    engine = await open_engine(config.postgres.replace(min_connections=0, max_connections=1))
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync((metadata or Base.metadata).create_all)
-    finally:
-        await engine.dispose()
+CONFIG_ATTRIBUTE = "satellites_config"
+"""Where ``alembic.config.Config.attributes`` carries the ``DataLayerConfig`` to use."""
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
@@ -71,12 +57,13 @@ def _configure(connection: Connection | None, metadata: MetaData, **options: Any
     )
 
 
-def _migrate(connection: Connection, metadata: MetaData) -> None:
+def _migrate(connection: Connection, metadata: MetaData, schema: str | None) -> None:
     _configure(connection, metadata)
     with context.begin_transaction():
         # Held until this transaction ends: concurrent runs migrate one after the other,
         # and each reads the current revision only once it holds the lock.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        create_missing_schema(connection, schema)
         context.run_migrations()
 
 
@@ -84,21 +71,31 @@ async def _run_online(config: DataLayerConfig, metadata: MetaData) -> None:
     engine = await open_engine(config.postgres.replace(min_connections=0, max_connections=1))
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_migrate, metadata)
+            await connection.run_sync(_migrate, metadata, config.postgres.schema_name)
             await connection.commit()
     finally:
         await engine.dispose()
 
 
+def _refuse_a_running_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise ConfigurationError(
+        "Alembic was called from inside a running event loop, where its env.py cannot run "
+        "its own; use `await satellites_repo.migrate.upgrade(...)`, which runs it in a thread"
+    )
+
+
 def run_alembic_env(metadata: MetaData | None = None) -> None:
     """The body of an ``env.py``: offline (SQL script) or online (async, locked) mode."""
     target = metadata if metadata is not None else Base.metadata
-    config = context.config.attributes.get("satellites_config") or DataLayerConfig.from_env()
+    config = context.config.attributes.get(CONFIG_ATTRIBUTE) or DataLayerConfig.from_env()
     if context.is_offline_mode():
-        from satellites_repo.postgres import sqlalchemy_url
-
         _configure(None, target, url=sqlalchemy_url(config.postgres), literal_binds=True)
         with context.begin_transaction():
             context.run_migrations()
         return
+    _refuse_a_running_loop()
     asyncio.run(_run_online(config, target))

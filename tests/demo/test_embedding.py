@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from examples.knowledge_base.embedding import DIM, Embedder, HashingEmbedder
+from satellites_repo.demo.embedding import DIM, Embedder, HashingEmbedder
 
 
 def cosine(embedder: HashingEmbedder, first: str, second: str) -> float:

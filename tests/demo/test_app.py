@@ -10,9 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from examples.knowledge_base.app import KnowledgeBase, create_app
-from examples.knowledge_base.models import VECTOR_NAMESPACE
 from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo.demo.app import KnowledgeBase, create_app
+from satellites_repo.demo.models import VECTOR_NAMESPACE
 
 pytestmark = pytest.mark.integration
 

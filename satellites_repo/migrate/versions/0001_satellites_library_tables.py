@@ -1,5 +1,8 @@
 """The library's own tables: the transactional outbox and its watermarks.
 
+The root of the library's branch (``satellites``), applied beside an application's own
+revisions by ``satellites db upgrade`` (heads). Later library revisions follow it here.
+
 Revision ID: 0001_satellites
 Revises:
 Create Date: 2026-11-28
@@ -15,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0001_satellites"
 down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ("satellites",)
 depends_on: str | Sequence[str] | None = None
 
 DUE = "cardinality(pending) > 0 AND dead_at IS NULL"

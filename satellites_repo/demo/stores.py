@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from examples.knowledge_base.models import SEARCH_INDEX, VECTOR_NAMESPACE, Article, Articles
 from satellites_repo import DataLayer
 from satellites_repo.backends.redis import RedisBackend
+from satellites_repo.demo.models import SEARCH_INDEX, VECTOR_NAMESPACE, Article, Articles
 
 __all__ = ["TABLE", "StoreView", "Stored"]
 

@@ -1,8 +1,8 @@
 """The knowledge base over HTTP: a FastAPI app with one unit of work per request.
 
-Needs the ``web`` extra (``pip install 'satellites[web]'``). Run it with::
+Needs the ``web`` extra (``pip install 'satellites-repo[web]'``). Run it with::
 
-    uvicorn --factory examples.knowledge_base.app:create_app
+    uvicorn --factory satellites_repo.demo.app:create_app
 
 The ``DataLayer`` is opened in the app's lifespan and closed with it; each request that
 needs data gets its own unit of work from a dependency, and a handler that writes
@@ -24,9 +24,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Qu
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from examples.knowledge_base.embedding import DIM, Embedder, HashingEmbedder
-from examples.knowledge_base.models import Article, Articles, Tenant, Tenants, article_text
-from examples.knowledge_base.schema import create_schema
 from satellites_repo import (
     ConcurrencyError,
     DataLayer,
@@ -34,6 +31,9 @@ from satellites_repo import (
     NotFoundError,
     UnitOfWork,
 )
+from satellites_repo.demo.embedding import DIM, Embedder, HashingEmbedder
+from satellites_repo.demo.models import Article, Articles, Tenant, Tenants, article_text
+from satellites_repo.migrate import create_tables
 
 __all__ = ["create_app"]
 
@@ -265,7 +265,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = config if config is not None else DataLayerConfig.from_env()
         settings = settings.replace(faiss=settings.faiss.replace(dimension=DIM))
-        await create_schema(settings)
+        await create_tables(settings)
         async with DataLayer(settings, repositories=[Articles, Tenants]) as data:
             app.state.knowledge_base = KnowledgeBase(data, embedder or HashingEmbedder())
             yield

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from examples.knowledge_base.embedding import Embedder
-from examples.knowledge_base.models import Article, Tenant, article_text
+from satellites_repo.demo.embedding import Embedder
+from satellites_repo.demo.models import Article, Tenant, article_text
 
 __all__ = [
     "TENANTS",

@@ -23,9 +23,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from examples.knowledge_base.data import ArticleSeed, generate_articles, to_articles, to_tenants
-from examples.knowledge_base.embedding import HashingEmbedder
-from examples.knowledge_base.models import (
+from satellites_repo import DataEvent, DataLayer, DataLayerConfig, Health, SearchPage
+from satellites_repo.demo.data import ArticleSeed, generate_articles, to_articles, to_tenants
+from satellites_repo.demo.embedding import HashingEmbedder
+from satellites_repo.demo.models import (
     SEARCH_INDEX,
     VECTOR_NAMESPACE,
     Article,
@@ -33,10 +34,9 @@ from examples.knowledge_base.models import (
     Tenants,
     article_text,
 )
-from examples.knowledge_base.sandbox import Sandbox
-from examples.knowledge_base.schema import create_schema
-from examples.knowledge_base.stores import TABLE, Stored, StoreView
-from satellites_repo import DataEvent, DataLayer, DataLayerConfig, Health, SearchPage
+from satellites_repo.demo.sandbox import Sandbox
+from satellites_repo.demo.stores import TABLE, Stored, StoreView
+from satellites_repo.migrate import create_tables
 
 __all__ = ["BATCH", "EventLog", "Tour", "TourFailure"]
 
@@ -138,7 +138,7 @@ class Tour:
             "Recreated now and kept at the end, so you can look at the data."
         )
         await sandbox.recreate(self.config)
-        await create_schema(self.config)
+        await create_tables(self.config)
         async with DataLayer(self.config, repositories=[Articles, Tenants]) as layer:
             self._layer, self._stores = layer, StoreView(layer)
             try:

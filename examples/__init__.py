@@ -1,1 +1,0 @@
-"""Example applications built on satellites; ``satellites demo`` runs the knowledge base."""
