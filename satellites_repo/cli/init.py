@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from satellites_repo.errors import SatellitesError
 from satellites_repo.cli._common import console
+from satellites_repo.errors import SatellitesError
 from satellites_repo.migrate.scaffold import write_project
 
 __all__ = ["init"]

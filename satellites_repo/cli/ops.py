@@ -122,7 +122,7 @@ def status(repositories: RepositoriesOption) -> None:
 @outbox_app.command()
 def retry(
     repositories: RepositoriesOption,
-    dead: Annotated[bool, typer.Option(help="Also revive dead-lettered rows.")] = False,
+    dead: Annotated[bool, typer.Option("--dead", help="Also revive dead-lettered rows.")] = False,
 ) -> None:
     """Make owed rows due now (and revive dead-lettered ones with --dead)."""
 

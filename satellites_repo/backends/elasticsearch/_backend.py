@@ -65,6 +65,8 @@ class ElasticsearchBackend:
         """Connect, then create ``<alias>-000001`` behind each alias that does not exist."""
         client = _client(self._config)
         self._client = await proven(client, _cluster_answers, client.close)
+        # Not ``check()``: a cluster that is red for a moment (another index being created)
+        # must not fail start; health reports it, and the relay retries what it refuses.
         for spec in self._registry.specs:
             if spec.search is not None:
                 await self._ensure_index(spec.search)
@@ -75,7 +77,9 @@ class ElasticsearchBackend:
             await client.close()
 
     async def check(self) -> None:
-        await _cluster_answers(self.client)
+        health = await _cluster_answers(self.client)
+        if health["status"] == "red":
+            raise RuntimeError("cluster status is red")
 
     async def _ensure_index(self, index: SearchIndex) -> None:
         alias = self.alias(index)
@@ -271,12 +275,11 @@ def _client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     )
 
 
-async def _cluster_answers(client: AsyncElasticsearch) -> None:
+async def _cluster_answers(client: AsyncElasticsearch) -> Mapping[str, Any]:
     # Cluster health rather than GET /: minimal distributions (the integ-test zip) lack the
     # root endpoint, and health is what a readiness check means anyway.
-    health = await client.cluster.health()
-    if health["status"] == "red":
-        raise RuntimeError("cluster status is red")
+    response = await client.cluster.health()
+    return dict(response.body)
 
 
 def _reason(exc: ApiError) -> str:
