@@ -7,6 +7,7 @@ import sys
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from satellites_repo import (
     ConflictError,
@@ -45,14 +46,10 @@ async def test_a_stopped_postgres_connection_is_unavailable_naming_postgres(
     layer: DataLayer,
 ) -> None:
     async with layer.unit_of_work() as uow:
-        await uow.session.connection()  # this unit of work holds one pooled connection
-        pid = await layer.postgres.fetchval(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'satellites' "
-            "AND pid <> pg_backend_pid() AND state LIKE 'idle%' AND datname = current_database() "
-            "ORDER BY backend_start DESC LIMIT 1"
-        )
+        # The server process behind this unit of work's connection, killed from another one.
+        pid = await uow.session.scalar(text("SELECT pg_backend_pid()"))
         assert pid is not None
-        await layer.postgres.execute("SELECT pg_terminate_backend($1)", pid)
+        assert await layer.postgres.fetchval("SELECT pg_terminate_backend($1)", pid)
         with pytest.raises(UnavailableError) as raised:
             await uow.repository(Articles).list()
     assert raised.value.backend == "postgres"
