@@ -25,6 +25,26 @@ TARGET = "satellites.target"
 """The attribute naming a backend (``redis``, ``elasticsearch``, ``faiss``, ``events``)."""
 
 
+SECONDS_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+"""Histogram boundaries for durations and lag (the SDK's default ones suit milliseconds)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Instruments:
     commit_duration: Histogram
@@ -44,10 +64,16 @@ def _instruments() -> _Instruments:
     meter = _otel.meter()
     return _Instruments(
         commit_duration=meter.create_histogram(
-            "satellites.commit.duration", unit="s", description="uow.commit(), end to end"
+            "satellites.commit.duration",
+            unit="s",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+            description="uow.commit(), end to end",
         ),
         apply_duration=meter.create_histogram(
-            "satellites.apply.duration", unit="s", description="One batch applied to a backend"
+            "satellites.apply.duration",
+            unit="s",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+            description="One batch applied to a backend",
         ),
         apply_failures=meter.create_counter(
             "satellites.apply.failures", description="Batches a backend failed to apply"
@@ -55,6 +81,7 @@ def _instruments() -> _Instruments:
         lag=meter.create_histogram(
             "satellites.projection.lag",
             unit="s",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
             description="From the outbox write (the commit) to the change applied, per backend",
         ),
         cache_hits=meter.create_counter(

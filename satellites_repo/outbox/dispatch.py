@@ -86,7 +86,11 @@ class Dispatcher:
             failure = Failure(backend.name, batch, f"{type(outcome).__name__}: {outcome}")
             failures.append(failure)
             logger.warning(
-                "%s failed for %d change(s): %s", backend.name, len(batch), failure.error
+                "%s failed for %d change(s): %s",
+                backend.name,
+                len(batch),
+                failure.error,
+                extra=_log_fields(batch),
             )
         return failures
 
@@ -107,3 +111,11 @@ class Dispatcher:
     def _covers(self, backend: Backend, change: Change) -> bool:
         spec = self._registry.spec_of_table(change.table)
         return spec is not None and backend.covers(spec)
+
+
+def _log_fields(batch: Sequence[Change]) -> dict[str, str | int]:
+    """The table (and key, for one change) a failure log record is about."""
+    tables = {change.table for change in batch}
+    table = next(iter(tables)) if len(tables) == 1 else None
+    key = batch[0].key if len(batch) == 1 else None
+    return observe.log_fields(table=table, key=key)

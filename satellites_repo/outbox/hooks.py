@@ -117,7 +117,7 @@ class OutboxHooks:
             self._settler.submit(delivery.settlements)
             self.failures.succeeded()
         except Exception as exc:  # TimeoutError included: the rows stay owed to the relay
-            self.failures.failed(exc)
+            self.failures.failed(exc, fields=observe.log_fields(txid=txid))
         finally:
             # Also when cancelled half-way: a claim never outlives its commit's delivery.
             for follower in self._followers:
