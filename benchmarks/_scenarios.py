@@ -307,6 +307,51 @@ async def commits(bench: Bench, plan: Plan, fixture: Fixture) -> list[Figure]:
     ]
 
 
+async def tracing(bench: Bench, plan: Plan, fixture: Fixture) -> list[Figure]:
+    """The cost of OpenTelemetry on one commit: SDK installed, sampling off, metrics on.
+
+    The baseline is the same commit with the library's OpenTelemetry switch off, which is
+    the code path without the ``otel`` extra (each helper returns a shared no-op at once).
+    Installs global providers, so it runs last.
+    """
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from satellites_repo.observe import _otel
+
+    trace.set_tracer_provider(TracerProvider(sampler=ALWAYS_OFF))
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    layer, factory = Layer(bench), fixture.factory
+
+    async def with_otel(rows: tuple[Row, Row]) -> float:
+        _otel.AVAILABLE = True
+        return await layer.commit_one(rows[0])
+
+    async def without_otel(rows: tuple[Row, Row]) -> float:
+        _otel.AVAILABLE = False
+        try:
+            return await layer.commit_one(rows[1])
+        finally:
+            _otel.AVAILABLE = True
+
+    def pairs(count: int) -> list[tuple[Row, Row]]:  # both sides write, so each its own row
+        return list(zip(factory.rows(count), factory.rows(count), strict=True))
+
+    samples = await _repeated(plan, with_otel, without_otel, pairs, plan.calls)
+    return [
+        _at(
+            samples,
+            0.5,
+            name="commit of one entity, OpenTelemetry SDK on, sampling off",
+            baseline="the same commit without the otel extra",
+            target=Target("<=", 1.05),
+        )
+    ]
+
+
 async def bulk(bench: Bench, plan: Plan, fixture: Fixture) -> list[Figure]:
     """Bulk write-through in batches, and the same rate against the naive per-entity loop."""
     layer, factory, size = Layer(bench), fixture.factory, plan.batch_size
@@ -378,5 +423,6 @@ SCENARIOS: dict[str, Scenario] = {
     "queries": queries,
     "commit": commits,
     "bulk": bulk,
+    "tracing": tracing,
 }
 """In run order: reads and queries see only the fixture; writes add to it afterwards."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from satellites_repo import postgres
+from satellites_repo import observe, postgres
 from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.backends.faiss import FaissBackend
 from satellites_repo.backends.redis import RedisBackend
@@ -25,6 +25,8 @@ from satellites_repo.orm.unit_of_work import TrackedSession, UnitOfWorkContext
 from satellites_repo.outbox.dispatch import Dispatcher
 from satellites_repo.outbox.follower import Follower
 from satellites_repo.outbox.hooks import OutboxHooks
+from satellites_repo.outbox.monitor import OutboxMonitor
+from satellites_repo.outbox.records import EVENTS_TARGET
 from satellites_repo.outbox.rehydrate import Rehydrator
 from satellites_repo.outbox.relay import Relay
 from satellites_repo.outbox.settler import Settler
@@ -149,6 +151,7 @@ class Runtime:
             for backend in locals_
         ]
         self.settler = Settler(self.outbox)
+        self.monitor = OutboxMonitor(pool)
         hooks = OutboxHooks(
             dispatcher,
             events,
@@ -170,6 +173,11 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._relay_stop = asyncio.Event()
 
+    async def backlog(self) -> list[observe.TargetBacklog]:
+        """What the outbox owes each shared target and the event bus, now."""
+        owed = [backend.name for backend in self.backends if backend.shared]
+        return await self.monitor.backlog([*owed, EVENTS_TARGET])
+
     def follower_of(self, backend: Backend) -> Follower:
         for follower in self.followers:
             if follower.backend is backend:
@@ -190,6 +198,10 @@ class Runtime:
             await _named(follower.backend.name, follower.catch_up())
         if self.config.outbox.relay:
             self._spawn("relay", self.relay.run(self._relay_stop))
+            if observe.AVAILABLE:  # the relay process reports the backlog it works off
+                interval = max(self.config.outbox.relay_interval, 1.0)
+                watch = observe.watch_backlog(self.backlog, self._relay_stop, interval=interval)
+                self._spawn("outbox gauges", watch)
         followed = [follower for follower in self.followers if follower.tables]
         if follow and followed:
             self._listener = await postgres.open_listener(self.config.postgres)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -63,13 +63,16 @@ class FailureLog:
         self.total = 0
         self.streak = 0
 
-    def failed(self, error: BaseException) -> None:
+    def failed(self, error: BaseException, *, fields: Mapping[str, object] | None = None) -> None:
+        """Count a failure; ``fields`` go to the log record as ``extra`` (table, key, txid)."""
         self.total += 1
         self.streak += 1
         if self.streak == 1:
-            self._logger.warning("%s failed; retrying", self._what, exc_info=error)
+            self._logger.warning("%s failed; retrying", self._what, exc_info=error, extra=fields)
         else:
-            self._logger.debug("%s failed again (%d in a row): %s", self._what, self.streak, error)
+            self._logger.debug(
+                "%s failed again (%d in a row): %s", self._what, self.streak, error, extra=fields
+            )
 
     def succeeded(self) -> None:
         if self.streak:

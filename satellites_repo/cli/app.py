@@ -17,6 +17,7 @@ from satellites_repo.cli._common import console, health_table, load_config, sett
 from satellites_repo.cli.db import db_app
 from satellites_repo.cli.demo import demo
 from satellites_repo.cli.init import init
+from satellites_repo.cli.observe import metrics_command, top_command
 from satellites_repo.cli.ops import outbox_app, reindex_command, verify_command
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import probe_backends
@@ -77,6 +78,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.command("reindex")(reindex_command)
 app.command("verify")(verify_command)
+app.command("top")(top_command)
+app.command("metrics")(metrics_command)
 
 
 def main() -> None:

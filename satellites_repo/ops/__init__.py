@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from satellites_repo import observe
 from satellites_repo.ops.reindex import ReindexReport, count_rows, rebuild
 from satellites_repo.ops.verify import Drift, repair, verify
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from satellites_repo.bootstrap import Runtime
     from satellites_repo.model import EntitySpec
     from satellites_repo.outbox import OutboxStore, Relay
+    from satellites_repo.outbox.monitor import Throughput
     from satellites_repo.types import Backend, Progress
 
 __all__ = ["Drift", "Operations", "ReindexReport"]
@@ -65,6 +67,16 @@ class Operations:
     def relay(self) -> Relay:
         """The relay that delivers what the fast path could not (also run in the background)."""
         return self._runtime.relay
+
+    async def backlog(self) -> list[observe.TargetBacklog]:
+        """Rows owed, oldest owed age and dead letters per target; also what the gauges report."""
+        backlog = await self._runtime.backlog()
+        observe.publish_backlog(backlog)
+        return backlog
+
+    async def throughput(self, window: float = 60.0) -> Throughput:
+        """Commits written in the last ``window`` seconds and how late their rows settled."""
+        return await self._runtime.monitor.throughput(window)
 
     async def settled(self) -> None:
         """Wait until the outbox marks of every commit so far are written (tests, shutdown)."""

@@ -8,11 +8,13 @@ snapshot for instances to load at start.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
+from satellites_repo import observe
 from satellites_repo.types import LocalBackend
 
 if TYPE_CHECKING:
@@ -41,10 +43,15 @@ async def rebuild(
     """Rebuild ``backend``'s projection of one repository from Postgres."""
     if not backend.covers(spec):
         raise ValueError(f"{spec.name} is not projected into {backend.name}")
-    if isinstance(backend, LocalBackend):
-        rows = await runtime.follower_of(backend).rebuild([spec])
-        await backend.persist()
-        progress(rows)
-    else:
-        rows = await backend.rebuild(spec, runtime.source, progress)
+    started = time.perf_counter()
+    attributes = observe.db_attributes(backend.name, "reindex", spec.table)
+    with observe.span(f"reindex {backend.name}", attributes) as current:
+        if isinstance(backend, LocalBackend):
+            rows = await runtime.follower_of(backend).rebuild([spec])
+            await backend.persist()
+            progress(rows)
+        else:
+            rows = await backend.rebuild(spec, runtime.source, progress)
+        current.set_attribute("satellites.rows", rows)
+    observe.reindexed(backend.name, spec.table, rows, time.perf_counter() - started)
     return ReindexReport(spec.name, backend.name, rows)

@@ -12,10 +12,12 @@ reported, and ``satellites reindex`` rebuilds it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from satellites_repo import observe
 from satellites_repo.model import Change, Operation
 from satellites_repo.model.rows import current_changes, select_by_keys, stream_rows
 
@@ -66,6 +68,14 @@ class Drift:
 
 async def verify(runtime: Runtime, spec: EntitySpec) -> list[Drift]:
     """Compare Postgres with every backend that projects the repository."""
+    started = time.perf_counter()
+    with observe.span("verify", observe.db_attributes(operation="verify", collection=spec.table)):
+        drifts = await _verify(runtime, spec)
+    observe.verified(spec.table, drifts[0].checked if drifts else 0, time.perf_counter() - started)
+    return drifts
+
+
+async def _verify(runtime: Runtime, spec: EntitySpec) -> list[Drift]:
     probes = {b.name: b.drift_probe(spec) for b in runtime.backends if b.covers(spec)}
     drifts = {name: Drift(spec.name, name) for name in probes}
     total = 0

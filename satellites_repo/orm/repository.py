@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.util import identity_key
 
+from satellites_repo import observe
 from satellites_repo.errors import NotFoundError, UnavailableError
 from satellites_repo.model import (
     CachePolicy,
@@ -130,9 +131,11 @@ class Repository(Generic[T]):
 
     # -- reads by key ---------------------------------------------------------------------
 
+    @translated
     async def get(self, key: object) -> T | None:
         """The entity with primary key ``key``, or ``None``."""
-        found = await self.get_many([key])
+        with observe.read_span("get", self._spec.table):
+            found = await self._read([key])
         return found[0] if found else None
 
     @translated
@@ -141,6 +144,10 @@ class Repository(Generic[T]):
 
         Costs at most one MGET and one SELECT, whatever the number of keys.
         """
+        with observe.read_span("get_many", self._spec.table):
+            return await self._read(keys)
+
+    async def _read(self, keys: Sequence[object]) -> list[T]:
         codec = self._spec.codec
         typed = [codec.parse_key(key) for key in keys]
         found: dict[Any, T] = {}
@@ -172,7 +179,9 @@ class Repository(Generic[T]):
             body = bodies.get(str(key))
             if body is not None:
                 found[key] = self._attach(body)
-        return [key for key in keys if key not in found]
+        missed = [key for key in keys if key not in found]
+        observe.cache_outcome(table, len(keys) - len(missed), len(missed))
+        return missed
 
     def _attach(self, body: bytes) -> T:
         entity: T = self._spec.codec.detached(self._spec.codec.loads(body))
@@ -257,7 +266,8 @@ class Repository(Generic[T]):
 
         Given an entity, its own vector is used and the entity itself is left out.
         """
-        return await similar_search(self, vector_or_entity, k=k, filters=filters)
+        with observe.read_span("similar", self._spec.table):
+            return await similar_search(self, vector_or_entity, k=k, filters=filters)
 
     @translated
     async def hybrid(
@@ -269,7 +279,8 @@ class Repository(Generic[T]):
         filters: Mapping[str, Any] | None = None,
     ) -> builtins.list[HybridHit[T]]:
         """Full-text and vector results fused by reciprocal rank (k=60)."""
-        return await hybrid_search(self, text, vector, k=k, filters=filters)
+        with observe.read_span("hybrid", self._spec.table):
+            return await hybrid_search(self, text, vector, k=k, filters=filters)
 
     def _check(self, entity: object) -> None:
         if not isinstance(entity, self._spec.model):

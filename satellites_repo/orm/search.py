@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from typing_extensions import Unpack
 
+from satellites_repo import observe
 from satellites_repo.errors import RepositoryError
 from satellites_repo.model import (
     HybridHit,
@@ -71,8 +72,9 @@ class BoundSearch(Generic[T]):
         ``filters`` are exact matches on keyword/numeric fields (a list means any of);
         ``limit`` (default 10) and ``offset`` page through the hits.
         """
-        page = await self.ranking(query, **options)
-        entities = await _hydrate(self._repository, [hit.key for hit in page.hits])
+        with observe.read_span("search", self._repository.spec.table):
+            page = await self.ranking(query, **options)
+            entities = await _hydrate(self._repository, [hit.key for hit in page.hits])
         hits = [
             SearchHit(entities[hit.key], hit.score, hit.highlights)
             for hit in page.hits

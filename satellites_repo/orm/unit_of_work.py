@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
 
+from satellites_repo import observe
 from satellites_repo.errors import LifecycleError
 from satellites_repo.model import ChangeSet
 from satellites_repo.orm.translate import translating
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 R = TypeVar("R", bound="Repository[Any]")
 
 _UOW_KEY = "satellites.unit_of_work"
+_COMMIT_ATTRIBUTES = observe.db_attributes("postgresql", "COMMIT")
 
 
 class TrackedSession(Session):
@@ -170,14 +172,15 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Commit, then project and publish; a projection failure never fails the commit."""
         session = self.session
-        try:
-            with translating(self.entity_name):
-                ticket = await self._commit(session)
-        except BaseException:
-            await self.rollback()
-            raise
-        self._reset()
-        await self._context.hooks.after_commit(ticket)
+        with observe.commit_timer(), observe.committing():
+            try:
+                with translating(self.entity_name):
+                    ticket = await self._commit(session)
+            except BaseException:
+                await self.rollback()
+                raise
+            self._reset()
+            await self._context.hooks.after_commit(ticket)
 
     async def rollback(self) -> None:
         """Roll back; nothing of this transaction is projected or published."""
@@ -195,11 +198,13 @@ class UnitOfWork:
         self.flushed = False
 
     async def _commit(self, session: AsyncSession) -> Any:
-        await session.flush()
+        with observe.span("satellites.flush"):
+            await session.flush()
         hooks = self._context.hooks
         ticket = await hooks.before_commit(session, list(self.changes), self._emitted)
         try:
-            await session.commit()
+            with observe.span("COMMIT", _COMMIT_ATTRIBUTES):
+                await session.commit()
         except BaseException:
             await hooks.commit_failed(ticket)
             raise

@@ -55,7 +55,9 @@ async def deliver(
         )
         if not changes:
             continue
-        for failure in await dispatcher.dispatch(changes, targets=[*pending, *local_targets]):
+        targets = [*pending, *local_targets]
+        written = {(r.entity, r.key): r.stamp.written_at for r in group if r.stamp}
+        for failure in await dispatcher.dispatch(changes, targets=targets, written=written):
             if failure.target not in pending:
                 local_failures.add(failure.target)
                 continue

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from satellites_repo import observe
 
 if TYPE_CHECKING:
     from satellites_repo.model import Change, Registry
@@ -54,9 +56,16 @@ class Dispatcher:
         return [backend.name for backend in self._backends if backend.covers(spec)]
 
     async def dispatch(
-        self, changes: Sequence[Change], targets: Sequence[BackendName]
+        self,
+        changes: Sequence[Change],
+        targets: Sequence[BackendName],
+        *,
+        written: Mapping[tuple[str, str], float] | None = None,
     ) -> list[Failure]:
-        """Apply ``changes`` to each backend named in ``targets`` that covers them."""
+        """Apply ``changes`` to each backend named in ``targets`` that covers them.
+
+        ``written``: when each (table, key) was written to the outbox, for the lag metric.
+        """
         work: list[tuple[Backend, tuple[Change, ...]]] = []
         for backend in self._backends:
             if backend.name not in targets:
@@ -65,7 +74,8 @@ class Dispatcher:
             if covered:
                 work.append((backend, covered))
         outcomes = await asyncio.gather(
-            *(backend.apply(batch) for backend, batch in work), return_exceptions=True
+            *(self._applying(backend, batch, written or {}) for backend, batch in work),
+            return_exceptions=True,
         )
         failures = []
         for (backend, batch), outcome in zip(work, outcomes, strict=True):
@@ -76,10 +86,36 @@ class Dispatcher:
             failure = Failure(backend.name, batch, f"{type(outcome).__name__}: {outcome}")
             failures.append(failure)
             logger.warning(
-                "%s failed for %d change(s): %s", backend.name, len(batch), failure.error
+                "%s failed for %d change(s): %s",
+                backend.name,
+                len(batch),
+                failure.error,
+                extra=_log_fields(batch),
             )
         return failures
+
+    @staticmethod
+    def _applying(
+        backend: Backend, batch: tuple[Change, ...], written: Mapping[tuple[str, str], float]
+    ) -> Awaitable[None]:
+        """``backend.apply(batch)``, in its span and timed when OpenTelemetry is on."""
+        tables = {change.table for change in batch}
+        return observe.applying(
+            backend.name,
+            next(iter(tables)) if len(tables) == 1 else None,
+            len(batch),
+            backend.apply(batch),
+            [at for c in batch if (at := written.get((c.table, c.key))) is not None],
+        )
 
     def _covers(self, backend: Backend, change: Change) -> bool:
         spec = self._registry.spec_of_table(change.table)
         return spec is not None and backend.covers(spec)
+
+
+def _log_fields(batch: Sequence[Change]) -> dict[str, str | int]:
+    """The table (and key, for one change) a failure log record is about."""
+    tables = {change.table for change in batch}
+    table = next(iter(tables)) if len(tables) == 1 else None
+    key = batch[0].key if len(batch) == 1 else None
+    return observe.log_fields(table=table, key=key)

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from satellites_repo import observe
 from satellites_repo.outbox.delivery import deliver
+from satellites_repo.outbox.table import outbox_table
 from satellites_repo.retry import FailureLog
 
 if TYPE_CHECKING:
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["CommitTicket", "OutboxHooks"]
 
 logger = logging.getLogger(__name__)
+
+_INSERT_ATTRIBUTES = observe.db_attributes("postgresql", "INSERT", outbox_table.name)
 
 
 @dataclass(slots=True)
@@ -79,7 +83,9 @@ class OutboxHooks:
             (change, [t for t in self._dispatcher.targets_covering(change) if t not in local])
             for change in changes
         ]
-        ticket = CommitTicket(await self._outbox.insert(session, owed, emitted))
+        with observe.span(f"INSERT {outbox_table.name}", _INSERT_ATTRIBUTES) as current:
+            ticket = CommitTicket(await self._outbox.insert(session, owed, emitted))
+            current.set_attribute("satellites.rows", len(ticket.records))
         if ticket.txid is not None:
             # Before COMMIT, or the NOTIFY could wake a follower first: this process's
             # fast path applies its own local changes (given back if that fails).
@@ -111,7 +117,7 @@ class OutboxHooks:
             self._settler.submit(delivery.settlements)
             self.failures.succeeded()
         except Exception as exc:  # TimeoutError included: the rows stay owed to the relay
-            self.failures.failed(exc)
+            self.failures.failed(exc, fields=observe.log_fields(txid=txid))
         finally:
             # Also when cancelled half-way: a claim never outlives its commit's delivery.
             for follower in self._followers:

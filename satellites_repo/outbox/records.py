@@ -9,6 +9,7 @@ from typing import Any
 
 from satellites_repo.events import DataEvent
 from satellites_repo.model.change import Change, Operation
+from satellites_repo.observe import OutboxStamp
 
 __all__ = ["EVENTS_TARGET", "OutboxRecord", "event_row_payload"]
 
@@ -48,6 +49,8 @@ class OutboxRecord:
     attempts: int = 0
     whole: Change | None = None
     """The change with every column, when this process made the commit (the fast path)."""
+    stamp: OutboxStamp | None = None
+    """The commit's trace context and write time (``None`` without OpenTelemetry)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OutboxRecord:
@@ -62,6 +65,7 @@ class OutboxRecord:
             payload=row["payload"],
             pending=tuple(row.get("pending") or ()),
             attempts=row.get("attempts") or 0,
+            stamp=row.get("stamp"),
         )
 
     @property

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from satellites_repo import observe
 from satellites_repo.outbox.delivery import deliver
 from satellites_repo.retry import FailureLog
 
@@ -63,9 +64,10 @@ class Relay:
         """Deliver one batch of due rows; returns how many were claimed."""
         records = await self._store.claim(self._config.batch_size, self._config.lease_seconds)
         if records:
-            delivery = await deliver(records, self._dispatcher, self._events, self._rehydrator)
-            settlements = delivery.settlements
-            await self._store.settle(settlements)
+            with observe.relay_batch((record.stamp for record in records), len(records)):
+                delivery = await deliver(records, self._dispatcher, self._events, self._rehydrator)
+                settlements = delivery.settlements
+                await self._store.settle(settlements)
             left = sum(len(s.seqs) for s in settlements if s.remaining)
             logger.info("relay delivered %d row(s), %d still owed", len(records), left)
         return len(records)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import insert, select, text
 
+from satellites_repo import observe
 from satellites_repo.model.codec import json_bytes, json_safe
 from satellites_repo.outbox.records import (
     EVENT_OPERATION,
@@ -104,7 +105,8 @@ class OutboxStore:
         statement = insert(outbox_table).returning(
             outbox_table.c.seq, outbox_table.c.txid, sort_by_parameter_order=True
         )
-        result = await session.execute(statement, rows)
+        stamp = observe.outbox_stamp()
+        result = await session.execute(statement, observe.stamped(rows, stamp))
         if any(row["entity"] in self._followed for row in rows):
             await session.execute(select(text(f"pg_notify('{OUTBOX_CHANNEL}', '')")))
         return [
@@ -120,6 +122,7 @@ class OutboxStore:
                 pending=tuple(row["pending"]),
                 attempts=1,
                 whole=whole,
+                stamp=stamp,
             )
             for (seq, txid), row, whole in zip(result.all(), rows, wholes, strict=True)
         ]
@@ -349,6 +352,7 @@ def _event_row(event: DataEvent) -> dict[str, Any]:
 def _record(row: asyncpg.Record) -> OutboxRecord:
     values = dict(row)
     values["payload"] = orjson.loads(values["payload"])
+    values["stamp"] = observe.pop_stamp(values["payload"])
     return OutboxRecord.from_row(values)
 
 

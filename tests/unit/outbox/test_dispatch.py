@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from satellites_repo.model import Registry
 from satellites_repo.outbox.dispatch import Dispatcher
@@ -44,6 +47,17 @@ async def test_a_failing_backend_is_reported_and_the_others_still_apply() -> Non
         ("elasticsearch", tuple(changes), "ConnectionError: cluster away")
     ]
     assert cache.applied == [changes]
+
+
+async def test_a_failure_log_record_names_the_table_and_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    search = FakeBackend("elasticsearch")
+    search.failure = ConnectionError("cluster away")
+    with caplog.at_level(logging.WARNING, logger="satellites_repo.outbox.dispatch"):
+        await dispatcher(search).dispatch([note_change("a")], ["elasticsearch"])
+    (record,) = caplog.records
+    assert (record.__dict__["table"], record.__dict__["key"]) == (note_change("a").table, "a")
 
 
 async def test_backends_apply_concurrently() -> None:

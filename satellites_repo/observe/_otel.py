@@ -1,0 +1,46 @@
+"""The one place that imports OpenTelemetry, and only if it is installed.
+
+Without the ``satellites[otel]`` extra (no ``opentelemetry-api``), ``AVAILABLE`` is false
+and every helper of this package returns shared no-op objects: no import, no allocation,
+no context switch per call. With it, the API's own proxies do the work: until the
+application installs an SDK provider they are no-ops too, and they bind to the provider
+whenever it is set, before or after the layer starts.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+try:
+    from opentelemetry import metrics, trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+except ImportError:  # the otel extra is not installed: everything is a no-op
+    AVAILABLE = False
+else:
+    AVAILABLE = True
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
+    from opentelemetry.trace import Tracer
+
+__all__ = ["AVAILABLE", "SCOPE", "meter", "propagator", "tracer"]
+
+SCOPE = "satellites_repo"
+"""The instrumentation scope name of every span and instrument of the library."""
+
+
+@functools.cache
+def tracer() -> Tracer:
+    return trace.get_tracer(SCOPE)
+
+
+@functools.cache
+def meter() -> Meter:
+    return metrics.get_meter(SCOPE)
+
+
+@functools.cache
+def propagator() -> TraceContextTextMapPropagator:
+    """W3C trace context only: the outbox row carries ``traceparent``, never baggage."""
+    return TraceContextTextMapPropagator()
