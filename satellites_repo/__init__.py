@@ -33,17 +33,21 @@ from satellites_repo.health import BackendHealth, Health
 from satellites_repo.model import (
     CachePolicy,
     Change,
+    Computed,
     HybridHit,
     Operation,
     Page,
+    Range,
     SearchHit,
     SearchIndex,
     SearchPage,
+    Suggestion,
+    Text,
     Vector,
     VectorField,
     VectorHit,
 )
-from satellites_repo.orm import Base, Repository, UnitOfWork, Versioned
+from satellites_repo.orm import Base, Repository, SoftDelete, UnitOfWork, Versioned
 from satellites_repo.vectors import VectorIndex, VectorMatch, VectorRecord
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "Base",
     "CachePolicy",
     "Change",
+    "Computed",
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictError",
@@ -71,6 +76,7 @@ __all__ = [
     "Page",
     "PostgresConfig",
     "ProjectionError",
+    "Range",
     "RedisConfig",
     "Repository",
     "RepositoryError",
@@ -79,7 +85,10 @@ __all__ = [
     "SearchIndex",
     "SearchPage",
     "Secret",
+    "SoftDelete",
     "StartupError",
+    "Suggestion",
+    "Text",
     "UnavailableError",
     "UnitOfWork",
     "Vector",

@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from satellites_repo.events import DataEvent
-    from satellites_repo.model import Change, EntitySpec, RankedPage, TextQuery, VectorQuery
+    from satellites_repo.model import (
+        Change,
+        EntitySpec,
+        RankedPage,
+        Suggestion,
+        SuggestQuery,
+        TextQuery,
+        VectorQuery,
+    )
 
 __all__ = [
     "AbsentKeys",
@@ -185,9 +193,11 @@ class CacheReader(Protocol):
 
 @runtime_checkable
 class TextRanker(Protocol):
-    """Full-text ranking of a repository's rows, as keys."""
+    """Full-text ranking of a repository's rows, as keys; autocomplete as (key, text)."""
 
     async def rank(self, spec: EntitySpec, request: TextQuery) -> RankedPage: ...
+
+    async def suggest(self, spec: EntitySpec, request: SuggestQuery) -> list[Suggestion]: ...
 
 
 @runtime_checkable

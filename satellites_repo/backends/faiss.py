@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from satellites_repo.errors import ProjectionError, VectorIndexError
-from satellites_repo.model import Change, Operation, json_safe
+from satellites_repo.model import Change, json_safe
 from satellites_repo.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -39,9 +39,11 @@ class _NamespaceBatch:
         self.delete_ids: list[str] = []
         self.delete_versions: list[int | None] = []
 
-    def add(self, field: VectorField, change: Change) -> None:
+    def add(self, spec: EntitySpec, change: Change) -> None:
+        field = spec.vectors
+        assert field is not None
         vector = change.payload.get(field.column)
-        if change.operation is Operation.DELETED or vector is None:
+        if vector is None or not spec.indexed(change):  # deleted, or out of ``index_when``
             self.delete_ids.append(change.key)
             self.delete_versions.append(change.version)
             return
@@ -108,7 +110,7 @@ class FaissBackend:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.vectors is None:
                 continue
-            batches.setdefault(spec.vectors.namespace, _NamespaceBatch()).add(spec.vectors, change)
+            batches.setdefault(spec.vectors.namespace, _NamespaceBatch()).add(spec, change)
         for namespace, batch in batches.items():
             try:
                 await self._apply_batch(namespace, batch)
@@ -149,6 +151,8 @@ class FaissBackend:
         field = spec.vectors
         assert field is not None
         await self.index.drop(field.namespace)
+        if spec.search is not None and spec.search.index_when is not None:
+            return await self._rebuild_matching(spec, source, progress)
         model = spec.model
         vector_column = getattr(model, field.column)
         columns = [getattr(model, spec.codec.primary_key), model.version, vector_column]
@@ -164,6 +168,22 @@ class FaissBackend:
                 versions=[row[1] for row in present],
             )
             loaded += len(present)
+            progress(loaded)
+        return loaded
+
+    async def _rebuild_matching(
+        self, spec: EntitySpec, source: RowSource, progress: Progress
+    ) -> int:
+        """The rebuild of a namespace filtered by ``index_when``, a predicate on whole rows."""
+        assert spec.vectors is not None
+        loaded = 0
+        async for changes in source.changes(spec, REBUILD_BATCH):
+            batch = _NamespaceBatch()
+            for change in changes:
+                batch.add(spec, change)
+            batch.delete_ids, batch.delete_versions = [], []  # the namespace is empty
+            await self._apply_batch(spec.vectors.namespace, batch)
+            loaded += len(batch.upsert_ids)
             progress(loaded)
         return loaded
 

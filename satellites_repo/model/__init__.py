@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from satellites_repo.model.change import Change, ChangeSet, Operation
 from satellites_repo.model.codec import RowCodec, json_bytes, json_safe
-from satellites_repo.model.policies import CachePolicy, FieldType, SearchIndex, VectorField
+from satellites_repo.model.fields import Computed, FieldType, Row, Text
+from satellites_repo.model.filters import Range
+from satellites_repo.model.policies import KEY_FIELD, CachePolicy, SearchIndex, VectorField
 from satellites_repo.model.results import (
     HybridHit,
     Page,
@@ -18,6 +20,9 @@ from satellites_repo.model.results import (
     SearchHit,
     SearchOptions,
     SearchPage,
+    Suggestion,
+    SuggestOptions,
+    SuggestQuery,
     TextQuery,
     TextSearch,
     VectorHit,
@@ -27,23 +32,31 @@ from satellites_repo.model.spec import EntitySpec, Registry
 from satellites_repo.model.vector import Vector, as_float32_vector
 
 __all__ = [
+    "KEY_FIELD",
     "CachePolicy",
     "Change",
     "ChangeSet",
+    "Computed",
     "EntitySpec",
     "FieldType",
     "HybridHit",
     "Operation",
     "Page",
     "Query",
+    "Range",
     "RankedHit",
     "RankedPage",
     "Registry",
+    "Row",
     "RowCodec",
     "SearchHit",
     "SearchIndex",
     "SearchOptions",
     "SearchPage",
+    "SuggestOptions",
+    "SuggestQuery",
+    "Suggestion",
+    "Text",
     "TextQuery",
     "TextSearch",
     "Vector",

@@ -115,6 +115,10 @@ class RowCodec:
     def loads(self, data: bytes) -> dict[str, Any]:
         return self._adapter.validate_json(data)
 
+    def typed(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON-safe payload's values typed back like the columns (text to datetime...)."""
+        return self._adapter.validate_python(dict(payload))
+
     def detached(self, values: Mapping[str, Any]) -> Any:
         """A detached entity holding ``values`` as its committed state, ready to attach."""
         entity = self.mapper.class_manager.new_instance()

@@ -12,14 +12,28 @@ in a field name fails at start, not at the first commit.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar, get_args, overload
+from typing import Any, Protocol, TypeVar, overload
 
+from satellites_repo.model.fields import (
+    Computed,
+    FieldDeclaration,
+    FieldType,
+    Row,
+    field_mapping,
+)
 from satellites_repo.model.results import TextSearch
 from satellites_repo.vectors import check_namespace
 
-__all__ = ["CachePolicy", "FieldType", "SearchIndex", "SearchOwner", "VectorField"]
+__all__ = [
+    "KEY_FIELD",
+    "CachePolicy",
+    "FieldType",
+    "SearchIndex",
+    "SearchOwner",
+    "VectorField",
+]
 
 T = TypeVar("T")
 
@@ -30,11 +44,12 @@ class SearchOwner(Protocol[T]):
     def bind_search(self, index: SearchIndex) -> TextSearch[T]: ...
 
 
-FieldType = Literal[
-    "text", "keyword", "integer", "long", "float", "double", "boolean", "date", "search_as_you_type"
-]
-_FIELD_TYPES = frozenset(get_args(FieldType))
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
+_TEXT_TYPES = ("text", "search_as_you_type")
+
+KEY_FIELD = "@key"
+"""The document field holding the primary key as text: the sort tiebreaker of every query
+(``_id`` cannot be sorted on), so cursor paging is stable. ``@`` keeps it clear of columns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +72,23 @@ class CachePolicy:
 class SearchIndex:
     """An Elasticsearch index over some of the model's columns.
 
-    ``fields`` maps column names to Elasticsearch field types. Text fields are searched
-    and highlighted; keyword (and numeric, boolean, date) fields can be filtered on. The
-    index is reached through an alias named ``index`` (plus the configured prefix), so a
-    reindex can swap the index behind it without downtime.
+    ``fields`` maps column names to Elasticsearch field types (``"text"``, ``"keyword"``...),
+    to ``Text(analyzer=..., prefixes=...)``, or to ``(type, {mapping options})``. Text fields
+    are searched and highlighted; the others can be filtered, sorted and faceted on.
+    ``computed`` adds fields computed from the row (``Computed``). ``index_when`` is a
+    predicate on the committed row: a row for which it is false is kept out of the index
+    (and out of the repository's vectors), and removed when it stops matching. The index is
+    reached through an alias named ``index`` (plus the configured prefix), so a reindex can
+    swap the index behind it without downtime.
 
     On a repository instance, ``repo.search(...)`` runs a query against this index.
     """
 
     index: str
-    fields: Mapping[str, FieldType]
+    fields: Mapping[str, FieldDeclaration]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    computed: Mapping[str, Computed] = field(default_factory=dict)
+    index_when: Callable[[Row], bool] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.index):
@@ -76,25 +97,39 @@ class SearchIndex:
             )
         if not self.fields:
             raise ValueError(f"SearchIndex {self.index!r} needs at least one field")
-        for name, kind in self.fields.items():
-            if kind not in _FIELD_TYPES:
-                raise ValueError(
-                    f"SearchIndex {self.index!r}: field {name!r} has unknown type {kind!r}; "
-                    f"use one of {sorted(_FIELD_TYPES)}"
-                )
+        both = sorted(set(self.fields) & set(self.computed))
+        if both:
+            raise ValueError(f"SearchIndex {self.index!r}: {both} are both columns and computed")
+        if self.index_when is not None and not callable(self.index_when):
+            raise ValueError(
+                f"SearchIndex {self.index!r}: index_when must be a function of the row"
+            )
+        try:
+            self.properties()
+        except ValueError as exc:
+            raise ValueError(f"SearchIndex {self.index!r}: {exc}") from None
+
+    def properties(self) -> dict[str, dict[str, Any]]:
+        """Each document field's mapping: the declared columns, then the computed ones."""
+        properties = {name: field_mapping(name, declared) for name, declared in self.fields.items()}
+        properties.update((name, spec.mapping(name)) for name, spec in self.computed.items())
+        return properties
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Each document field's Elasticsearch type (columns and computed fields)."""
+        return {name: mapping["type"] for name, mapping in self.properties().items()}
 
     @property
     def text_fields(self) -> list[str]:
-        return [
-            name for name, kind in self.fields.items() if kind in ("text", "search_as_you_type")
-        ]
+        return [name for name, kind in self.kinds.items() if kind in _TEXT_TYPES]
 
     @property
     def filter_fields(self) -> list[str]:
-        return [name for name, kind in self.fields.items() if kind not in ("text",)]
+        return [name for name, kind in self.kinds.items() if kind not in _TEXT_TYPES]
 
     def mappings(self) -> dict[str, Any]:
-        properties = {name: {"type": kind} for name, kind in self.fields.items()}
+        properties = {KEY_FIELD: {"type": "keyword"}, **self.properties()}
         return {"dynamic": "strict", "properties": properties}
 
     @overload

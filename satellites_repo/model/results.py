@@ -8,7 +8,7 @@ with keys (``RankedPage``); the ORM layer hydrates them into entities (``SearchP
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeAlias, TypedDict, TypeVar
 
@@ -23,6 +23,9 @@ __all__ = [
     "SearchHit",
     "SearchOptions",
     "SearchPage",
+    "SuggestOptions",
+    "SuggestQuery",
+    "Suggestion",
     "TextQuery",
     "TextSearch",
     "VectorHit",
@@ -35,12 +38,27 @@ Query: TypeAlias = "str | Mapping[str, Any]"
 """Text to match against every text field, or a raw Elasticsearch query dict."""
 
 
+Facets: TypeAlias = "Mapping[str, dict[Any, int]]"
+"""Per faceted field, each value's count of matching documents (most frequent first)."""
+
+
 class SearchOptions(TypedDict, total=False):
-    """``repository.search`` options: exact-match ``filters`` (a list means any of)."""
+    """``repository.search`` options.
+
+    ``filters``: exact matches (a list means any of) or ``Range`` bounds; ``sort``: field
+    names, ``-`` for descending, ``_score`` for relevance; ``facets``: fields to count values
+    of; ``after``: the previous page's ``next_cursor``; ``highlight``: highlight text fields;
+    ``include_deleted``: on a ``SoftDelete`` model, also soft-deleted rows.
+    """
 
     filters: Mapping[str, Any] | None
     limit: int
     offset: int
+    sort: Sequence[str]
+    facets: Sequence[str]
+    after: str | None
+    highlight: bool
+    include_deleted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +69,46 @@ class TextQuery:
     filters: Mapping[str, Any] | None = None
     limit: int = 10
     offset: int = 0
+    sort: Sequence[str] = ()
+    facets: Sequence[str] = ()
+    after: str | None = None
+    highlight: bool = True
+    include_deleted: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("sort", "facets"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # sort="-opened_at": one field, not its letters
+                value = (value,)
+            object.__setattr__(self, name, tuple(value))
+
+
+class SuggestOptions(TypedDict, total=False):
+    """``repository.suggest`` options: how many (``limit``, default 5), ``filters`` as in search."""
+
+    limit: int
+    filters: Mapping[str, Any] | None
+    include_deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestQuery:
+    """An autocomplete request: rows whose ``field`` has words starting with ``prefix``."""
+
+    prefix: str
+    field: str
+    limit: int = 5
+    filters: Mapping[str, Any] | None = None
+    include_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """One autocomplete answer: the row's key and the field's indexed text."""
+
+    key: str
+    text: str
+    score: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +131,12 @@ class RankedHit:
 
 @dataclass(frozen=True, slots=True)
 class RankedPage:
+    """Ranked keys; ``next_cursor`` (``None`` on the last page) continues after the last hit."""
+
     hits: list[RankedHit]
     total: int
+    facets: Facets = field(default_factory=dict)
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +148,18 @@ class SearchHit(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class SearchPage(Generic[T]):
-    """One page of full-text hits; ``total`` counts every match, not just this page."""
+    """One page of full-text hits; ``total`` counts every match, not just this page.
+
+    ``facets`` holds the counts asked for; ``next_cursor`` (``None`` on the last page) is
+    passed as ``after=`` for the next page. ``dropped`` counts ranked hits whose row was
+    gone when hydrated (the index not caught up yet): the page was refilled past them.
+    """
 
     hits: list[SearchHit[T]]
     total: int
+    facets: Facets = field(default_factory=dict)
+    next_cursor: str | None = None
+    dropped: int = 0
 
     def __iter__(self) -> Iterator[SearchHit[T]]:
         return iter(self.hits)
@@ -132,3 +202,7 @@ class TextSearch(Protocol[T]):
     async def __call__(self, query: Query, **options: Unpack[SearchOptions]) -> SearchPage[T]: ...
 
     async def ranking(self, query: Query, **options: Unpack[SearchOptions]) -> RankedPage: ...
+
+    async def suggest(
+        self, prefix: str, *, field: str, **options: Unpack[SuggestOptions]
+    ) -> list[Suggestion]: ...

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.exc import NoInspectionAvailable
 
 from satellites_repo.errors import ConfigurationError
+from satellites_repo.model.change import Change, Operation
 from satellites_repo.model.codec import RowCodec
+from satellites_repo.model.fields import Row
 from satellites_repo.model.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
 from satellites_repo.model.vector import Vector
 
@@ -30,6 +34,19 @@ class EntitySpec:
     vectors: VectorField | None
     hidden: frozenset[str] = frozenset()
     """Vector columns: kept out of outbox payloads and events (see ``Change.hidden``)."""
+    soft_delete: str | None = None
+    """The ``SoftDelete`` column (``deleted_at``), if the model has one."""
+
+    def row(self, payload: Mapping[str, Any]) -> Row:
+        """A change's payload as the row ``Computed`` and ``index_when`` functions receive."""
+        return SimpleNamespace(**self.codec.typed(payload))
+
+    def indexed(self, change: Change) -> bool:
+        """Whether the committed row belongs in the index (and vectors): ``index_when``."""
+        if change.operation is Operation.DELETED:
+            return False
+        when = self.search.index_when if self.search is not None else None
+        return when is None or bool(when(self.row(change.payload)))
 
     @property
     def table(self) -> str:
@@ -134,12 +151,17 @@ def _spec_of(repository: type[Any]) -> EntitySpec:
         codec = RowCodec(mapper)
     except ValueError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
+    soft_delete: str | None = getattr(model, "soft_delete_column", None)
     search = _declared_search(repository)
+    if search is not None and soft_delete is not None and soft_delete not in search.fields:
+        # Soft-deleted rows stay in the index, filtered out at query time, so that
+        # ``include_deleted=True`` can still find them.
+        search = dataclasses.replace(search, fields={**search.fields, soft_delete: "date"})
     hidden = frozenset(
         attr.key for attr in mapper.column_attrs if isinstance(attr.columns[0].type, Vector)
     )
     spec = EntitySpec(
-        repository, model, codec, repository.cache, search, repository.vectors, hidden
+        repository, model, codec, repository.cache, search, repository.vectors, hidden, soft_delete
     )
     if spec.projected and mapper.version_id_col is None:
         raise ConfigurationError(
@@ -168,6 +190,12 @@ def _check_columns(spec: EntitySpec) -> None:
             raise ConfigurationError(
                 f"{name}: SearchIndex {spec.search.index!r} names unknown columns {unknown}"
             )
+        for field_name, computed in spec.search.computed.items():
+            unknown = sorted(set(computed.depends_on) - columns)
+            if unknown:
+                raise ConfigurationError(
+                    f"{name}: computed field {field_name!r} depends on unknown columns {unknown}"
+                )
     field = spec.vectors
     if field is None:
         return

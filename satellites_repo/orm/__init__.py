@@ -6,9 +6,17 @@ It reads through the protocols of ``satellites_repo.types`` and commits through
 
 from __future__ import annotations
 
-from satellites_repo.orm.base import Base, Versioned
+from satellites_repo.orm.base import Base, SoftDelete, Versioned
 from satellites_repo.orm.repository import Repository
 from satellites_repo.orm.search import BoundSearch
 from satellites_repo.orm.unit_of_work import UnitOfWork, UnitOfWorkContext
 
-__all__ = ["Base", "BoundSearch", "Repository", "UnitOfWork", "UnitOfWorkContext", "Versioned"]
+__all__ = [
+    "Base",
+    "BoundSearch",
+    "Repository",
+    "SoftDelete",
+    "UnitOfWork",
+    "UnitOfWorkContext",
+    "Versioned",
+]

@@ -6,12 +6,13 @@ machines (no server-generated names to chase).
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, ClassVar
 
-from sqlalchemy import MetaData
+from sqlalchemy import DateTime, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-__all__ = ["NAMING_CONVENTION", "Base", "Versioned"]
+__all__ = ["NAMING_CONVENTION", "Base", "SoftDelete", "Versioned"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -41,3 +42,17 @@ class Versioned:
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:
         return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+
+
+class SoftDelete:
+    """A nullable ``deleted_at`` timestamp: the row is soft-deleted once it is set.
+
+    On its repository, ``delete()`` sets it (``purge()`` removes the row), and reads (``get``,
+    ``get_many``, ``list``, ``count``, ``page``, ``search``, ``similar``, ``hybrid``) leave
+    soft-deleted rows out unless given ``include_deleted=True``; ``restore()`` undeletes.
+    """
+
+    soft_delete_column: ClassVar[str] = "deleted_at"
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, default=None
+    )

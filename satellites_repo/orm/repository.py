@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.util import identity_key
+from typing_extensions import Unpack
 
 from satellites_repo import observe
 from satellites_repo.errors import NotFoundError, UnavailableError
@@ -29,6 +31,8 @@ from satellites_repo.model import (
     HybridHit,
     Page,
     SearchIndex,
+    Suggestion,
+    SuggestOptions,
     TextSearch,
     VectorField,
     VectorHit,
@@ -120,34 +124,74 @@ class Repository(Generic[T]):
 
     @translated
     async def delete(self, entity_or_key: T | object) -> None:
-        """Stage a DELETE of an entity, or of the row with that primary key."""
-        if isinstance(entity_or_key, self._spec.model):
-            await self.session.delete(entity_or_key)
+        """Stage a DELETE of an entity, or of the row with that primary key.
+
+        On a ``SoftDelete`` model it sets ``deleted_at`` instead (``purge`` removes the row).
+        """
+        column = self._spec.soft_delete
+        if column is None:
+            await self.session.delete(await self._entity(entity_or_key))
             return
-        entity = await self.get(entity_or_key)
+        entity = await self._entity(entity_or_key)
+        if getattr(entity, column) is None:
+            setattr(entity, column, dt.datetime.now(dt.UTC))
+
+    @translated
+    async def purge(self, entity_or_key: T | object) -> None:
+        """Stage a DELETE of the row itself, soft-deleted or not."""
+        await self.session.delete(await self._entity(entity_or_key))
+
+    @translated
+    async def restore(self, entity_or_key: T | object) -> T:
+        """Undelete a soft-deleted row (clear ``deleted_at``); returns the entity."""
+        column = self._soft_delete_column("restore()")
+        entity = await self._entity(entity_or_key)
+        setattr(entity, column, None)
+        return entity
+
+    async def _entity(self, entity_or_key: T | object) -> T:
+        if isinstance(entity_or_key, self._spec.model):
+            return entity_or_key  # type: ignore[no-any-return]
+        entity = await self.get(entity_or_key, include_deleted=True)
         if entity is None:
             raise NotFoundError(self._spec.model.__name__, entity_or_key)
-        await self.session.delete(entity)
+        return entity
+
+    def _soft_delete_column(self, method: str) -> str:
+        column = self._spec.soft_delete
+        if column is None:
+            raise TypeError(
+                f"{type(self).__name__}.{method} needs a SoftDelete model: "
+                f"{self.entity_name} has no deleted_at column"
+            )
+        return column
+
+    def _live(self, include_deleted: bool) -> list[ColumnElement[bool]]:
+        """The where-clause that leaves soft-deleted rows out (none when asked for them)."""
+        column = self._spec.soft_delete
+        if column is None or include_deleted:
+            return []
+        return [getattr(self._spec.model, column).is_(None)]
 
     # -- reads by key ---------------------------------------------------------------------
 
     @translated
-    async def get(self, key: object) -> T | None:
-        """The entity with primary key ``key``, or ``None``."""
+    async def get(self, key: object, *, include_deleted: bool = False) -> T | None:
+        """The entity with primary key ``key``, or ``None`` (also when soft-deleted)."""
         with observe.read_span("get", self._spec.table):
-            found = await self._read([key])
+            found = await self._read([key], include_deleted)
         return found[0] if found else None
 
     @translated
-    async def get_many(self, keys: Sequence[object]) -> list[T]:
-        """The entities for ``keys`` in the order asked, missing ones left out.
+    async def get_many(self, keys: Sequence[object], *, include_deleted: bool = False) -> list[T]:
+        """The entities for ``keys`` in the order asked, missing (or soft-deleted) ones left out.
 
         Costs at most one MGET and one SELECT, whatever the number of keys.
         """
         with observe.read_span("get_many", self._spec.table):
-            return await self._read(keys)
+            return await self._read(keys, include_deleted)
 
-    async def _read(self, keys: Sequence[object]) -> list[T]:
+    async def _read(self, keys: Sequence[object], include_deleted: bool) -> list[T]:
         codec = self._spec.codec
         typed = [codec.parse_key(key) for key in keys]
         found: dict[Any, T] = {}
@@ -157,7 +201,12 @@ class Repository(Generic[T]):
             wanted = await self._from_cache(cache, wanted, found)
         if wanted:
             await self._from_postgres(cache, wanted, found)
-        return [found[key] for key in typed if key in found]
+        column = None if include_deleted else self._spec.soft_delete
+        return [
+            found[key]
+            for key in typed
+            if key in found and (column is None or getattr(found[key], column) is None)
+        ]
 
     def _from_identity_map(self, key: Any, found: dict[Any, T]) -> bool:
         entity = self.session.sync_session.identity_map.get(identity_key(self._spec.model, key))
@@ -219,16 +268,18 @@ class Repository(Generic[T]):
         order_by: Sequence[Any] | Any = (),
         limit: int | None = None,
         offset: int | None = None,
+        include_deleted: bool = False,
     ) -> builtins.list[T]:
         """Entities matching SQLAlchemy where-clauses, straight from Postgres."""
-        statement = select(self._spec.model).where(*where)
+        statement = select(self._spec.model).where(*where, *self._live(include_deleted))
         orderings = order_by if isinstance(order_by, Sequence) else (order_by,)
         statement = statement.order_by(*orderings).limit(limit).offset(offset)
         return builtins.list(await self.session.scalars(statement))
 
     @translated
-    async def count(self, *where: ColumnElement[bool]) -> int:
-        statement = select(func.count()).select_from(self._spec.model).where(*where)
+    async def count(self, *where: ColumnElement[bool], include_deleted: bool = False) -> int:
+        statement = select(func.count()).select_from(self._spec.model)
+        statement = statement.where(*where, *self._live(include_deleted))
         return int(await self.session.scalar(statement) or 0)
 
     @translated
@@ -239,6 +290,7 @@ class Repository(Generic[T]):
         descending: bool = False,
         limit: int = 50,
         cursor: str | None = None,
+        include_deleted: bool = False,
     ) -> Page[T]:
         """One page in keyset order (``order_by`` then primary key) and the next cursor.
 
@@ -247,7 +299,7 @@ class Repository(Generic[T]):
         return await keyset_page(
             self.session,
             self._spec,
-            where,
+            [*where, *self._live(include_deleted)],
             order_by=order_by,
             descending=descending,
             limit=limit,
@@ -261,13 +313,16 @@ class Repository(Generic[T]):
         *,
         k: int = 10,
         filters: Mapping[str, Any] | None = None,
+        include_deleted: bool = False,
     ) -> builtins.list[VectorHit[T]]:
         """The ``k`` nearest entities by cosine similarity, hydrated in rank order.
 
         Given an entity, its own vector is used and the entity itself is left out.
         """
         with observe.read_span("similar", self._spec.table):
-            return await similar_search(self, vector_or_entity, k=k, filters=filters)
+            return await similar_search(
+                self, vector_or_entity, k=k, filters=filters, include_deleted=include_deleted
+            )
 
     @translated
     async def hybrid(
@@ -277,10 +332,24 @@ class Repository(Generic[T]):
         *,
         k: int = 10,
         filters: Mapping[str, Any] | None = None,
+        include_deleted: bool = False,
     ) -> builtins.list[HybridHit[T]]:
         """Full-text and vector results fused by reciprocal rank (k=60)."""
         with observe.read_span("hybrid", self._spec.table):
-            return await hybrid_search(self, text, vector, k=k, filters=filters)
+            return await hybrid_search(
+                self, text, vector, k=k, filters=filters, include_deleted=include_deleted
+            )
+
+    @translated
+    async def suggest(
+        self, prefix: str, *, field: str, **options: Unpack[SuggestOptions]
+    ) -> builtins.list[Suggestion]:
+        """Autocomplete on a text field: (key, text) of rows with words starting as typed.
+
+        ``limit`` (default 5), ``filters`` (the tenant, as in search), ``include_deleted``.
+        Declare the field ``Text(prefixes=True)`` to make it fast.
+        """
+        return await self.search.suggest(prefix, field=field, **options)
 
     def _check(self, entity: object) -> None:
         if not isinstance(entity, self._spec.model):

@@ -8,6 +8,7 @@ exists (deleted, the index not yet caught up) is left out.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -22,6 +23,9 @@ from satellites_repo.model import (
     SearchHit,
     SearchOptions,
     SearchPage,
+    Suggestion,
+    SuggestOptions,
+    SuggestQuery,
     TextQuery,
     VectorHit,
     VectorQuery,
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
     from satellites_repo.types import TextRanker, VectorRanker
 
 __all__ = [
+    "MAX_LIMIT",
     "RRF_K",
     "BoundSearch",
     "hybrid_search",
@@ -46,6 +51,12 @@ R = TypeVar("R")
 
 RRF_K = 60
 """The reciprocal-rank-fusion constant: a document's fused score is sum(1 / (RRF_K + rank))."""
+
+MAX_LIMIT = 1000
+"""The most hits (or suggestions) one call returns; deeper pages go through ``after``."""
+
+REFILLS = 3
+"""How many more requests fill a page whose ranked hits were not all hydrated."""
 
 
 class BoundSearch(Generic[T]):
@@ -60,34 +71,72 @@ class BoundSearch(Generic[T]):
         return self._index
 
     async def ranking(self, query: Query, **options: Unpack[SearchOptions]) -> RankedPage:
-        """The ranked keys, scores and highlights, without loading any entity."""
-        request = TextQuery(query, **options)
-        _check_count("limit", request.limit)
-        _check_count("offset", request.offset, minimum=0)
+        """The ranked keys, scores, highlights and facets, without loading any entity."""
+        request = _checked(TextQuery(query, **options))
         return await _text_ranker(self._repository).rank(self._repository.spec, request)
 
     async def __call__(self, query: Query, **options: Unpack[SearchOptions]) -> SearchPage[T]:
         """Text (matched against every text field) or a raw Elasticsearch query dict.
 
-        ``filters`` are exact matches on keyword/numeric fields (a list means any of);
-        ``limit`` (default 10) and ``offset`` page through the hits.
+        See ``SearchOptions`` for filters, sort, facets and ``after`` cursors. A ranked hit
+        whose row is gone (the index not caught up yet) is skipped and the page refilled
+        with the hits after it, so a page is short only at the end; ``dropped`` counts them.
         """
         with observe.read_span("search", self._repository.spec.table):
-            page = await self.ranking(query, **options)
-            entities = await _hydrate(self._repository, [hit.key for hit in page.hits])
+            return await self._search(_checked(TextQuery(query, **options)))
+
+    async def _search(self, request: TextQuery) -> SearchPage[T]:
+        ranker, spec = _text_ranker(self._repository), self._repository.spec
+        first = await ranker.rank(spec, request)
+        hits, dropped = await self._hydrated(first, request.include_deleted)
+        cursor = first.next_cursor
+        for _ in range(REFILLS):
+            if len(hits) >= request.limit or cursor is None:
+                break
+            more = dataclasses.replace(
+                request, limit=request.limit - len(hits), offset=0, after=cursor, facets=()
+            )
+            page = await ranker.rank(spec, more)
+            extra, lost = await self._hydrated(page, request.include_deleted)
+            hits, dropped, cursor = hits + extra, dropped + lost, page.next_cursor
+        return SearchPage(hits, first.total, first.facets, cursor, dropped)
+
+    async def _hydrated(
+        self, page: RankedPage, include_deleted: bool
+    ) -> tuple[list[SearchHit[T]], int]:
+        keys = [hit.key for hit in page.hits]
+        entities = await _hydrate(self._repository, keys, include_deleted)
         hits = [
             SearchHit(entities[hit.key], hit.score, hit.highlights)
             for hit in page.hits
             if hit.key in entities
         ]
-        return SearchPage(hits, page.total)
+        return hits, len(page.hits) - len(hits)
+
+    async def suggest(
+        self, prefix: str, *, field: str, **options: Unpack[SuggestOptions]
+    ) -> list[Suggestion]:
+        """Autocomplete: (key, text) of rows whose ``field`` has words starting as typed."""
+        if not isinstance(prefix, str) or not prefix.strip():
+            raise ValueError(f"suggest needs the text typed so far, got {prefix!r}")
+        request = SuggestQuery(prefix, field, **options)
+        _check_count("limit", request.limit, maximum=MAX_LIMIT)
+        return await _text_ranker(self._repository).suggest(self._repository.spec, request)
 
 
-def _check_count(name: str, value: object, *, minimum: int = 1) -> None:
+def _checked(request: TextQuery) -> TextQuery:
+    _check_count("limit", request.limit, maximum=MAX_LIMIT)
+    _check_count("offset", request.offset, minimum=0)
+    return request
+
+
+def _check_count(name: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}; page with after=")
 
 
 def _offered(ranker: R | None, repository: Repository[Any], declaration: str) -> R:
@@ -117,6 +166,7 @@ async def similar_search(
     *,
     k: int,
     filters: Mapping[str, Any] | None,
+    include_deleted: bool = False,
 ) -> list[VectorHit[T]]:
     _check_count("k", k)
     ranker = _vector_ranker(repository)
@@ -130,7 +180,7 @@ async def similar_search(
         vector = vector_or_entity  # type: ignore[assignment]
     ranked = await _vector_ranking(repository, ranker, vector, k + (exclude is not None), filters)
     ranked = [(key, score) for key, score in ranked if key != exclude][:k]
-    entities = await _hydrate(repository, [key for key, _ in ranked])
+    entities = await _hydrate(repository, [key for key, _ in ranked], include_deleted)
     return [VectorHit(entities[key], score) for key, score in ranked if key in entities]
 
 
@@ -155,12 +205,15 @@ async def hybrid_search(
     *,
     k: int,
     filters: Mapping[str, Any] | None,
+    include_deleted: bool = False,
 ) -> list[HybridHit[T]]:
     _check_count("k", k)
     ranker = _vector_ranker(repository)
     depth = max(k * 2, 20)
     text_page, vector_ranked = await asyncio.gather(
-        repository.search.ranking(text, filters=filters, limit=depth),
+        repository.search.ranking(
+            text, filters=filters, limit=depth, include_deleted=include_deleted
+        ),
         _vector_ranking(repository, ranker, vector, depth, filters),
     )
     text_keys = [hit.key for hit in text_page.hits]
@@ -170,7 +223,7 @@ async def hybrid_search(
     scores = dict(fused)
     text_ranks = {key: rank for rank, key in enumerate(text_keys, start=1)}
     vector_ranks = {key: rank for rank, key in enumerate(vector_keys, start=1)}
-    entities = await _hydrate(repository, ordered)
+    entities = await _hydrate(repository, ordered, include_deleted)
     return [
         HybridHit(entities[key], scores[key], text_ranks.get(key), vector_ranks.get(key))
         for key in ordered
@@ -190,7 +243,9 @@ def reciprocal_rank_fusion(*rankings: Sequence[str]) -> list[tuple[str, float]]:
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
-async def _hydrate(repository: Repository[T], keys: Sequence[str]) -> dict[str, T]:
+async def _hydrate(
+    repository: Repository[T], keys: Sequence[str], include_deleted: bool
+) -> dict[str, T]:
     codec = repository.spec.codec
-    entities = await repository.get_many(keys)
+    entities = await repository.get_many(keys, include_deleted=include_deleted)
     return {str(codec.key_of(entity)): entity for entity in entities}

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING
 
 from satellites_repo.errors import ProjectionError, UnavailableError
 from satellites_repo.events import DataEvent, EventHandler, InProcessEventBus
-from satellites_repo.model import Change, RankedHit, RankedPage, TextQuery, VectorQuery
+from satellites_repo.model import (
+    Change,
+    RankedHit,
+    RankedPage,
+    Suggestion,
+    SuggestQuery,
+    TextQuery,
+    VectorQuery,
+)
 
 if TYPE_CHECKING:
     from satellites_repo.model import EntitySpec
@@ -182,17 +190,25 @@ class FakeCache:
 
 @dataclass
 class FakeTextRanker:
-    """A ``TextRanker`` answering every query with ``keys`` (scores 1, 1/2, 1/3...)."""
+    """A ``TextRanker`` answering every query with ``keys`` (scores 1, 1/2, 1/3...).
+
+    Its cursors are plain positions in ``keys``; ``suggest`` answers keys as their own text.
+    """
 
     keys: list[str] = field(default_factory=list)
     queries: list[TextQuery] = field(default_factory=list)
 
     async def rank(self, spec: EntitySpec, request: TextQuery) -> RankedPage:
         self.queries.append(request)
-        start = request.offset
-        page = self.keys[start : start + request.limit]
+        start = request.offset if request.after is None else int(request.after)
+        end = start + request.limit
+        page = self.keys[start:end]
         hits = [RankedHit(key, 1.0 / rank) for rank, key in enumerate(page, start=start + 1)]
-        return RankedPage(hits, len(self.keys))
+        return RankedPage(hits, len(self.keys), {}, str(end) if end < len(self.keys) else None)
+
+    async def suggest(self, spec: EntitySpec, request: SuggestQuery) -> list[Suggestion]:
+        matching = [key for key in self.keys if key.startswith(request.prefix)]
+        return [Suggestion(key, key, 1.0) for key in matching[: request.limit]]
 
 
 @dataclass

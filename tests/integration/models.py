@@ -16,8 +16,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from satellites_repo import (
     CachePolicy,
+    Computed,
     Repository,
     SearchIndex,
+    SoftDelete,
+    Text,
     Vector,
     VectorField,
     Versioned,
@@ -74,3 +77,49 @@ class Tags(Repository[Tag]):
 
 
 REPOSITORIES: list[type[Repository[Any]]] = [Articles, Tags]
+
+
+class SearchModel(DeclarativeBase):
+    """The search tests' base: a helpdesk's tickets, with the library's tables beside them."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+for _table in (outbox_table, meta_table):
+    _table.to_metadata(SearchModel.metadata)
+
+
+class Ticket(SearchModel, Versioned, SoftDelete):
+    __tablename__ = "tickets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[str] = mapped_column(index=True)
+    subject: Mapped[str]
+    body: Mapped[str] = mapped_column(default="")
+    status: Mapped[str] = mapped_column(default="open")
+    priority: Mapped[int] = mapped_column(default=1)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    views: Mapped[int] = mapped_column(default=0)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(DIMENSION), nullable=True)
+
+
+class Tickets(Repository[Ticket]):
+    cache = CachePolicy(ttl=300, tombstone_ttl=60)
+    search = SearchIndex(
+        "tickets",
+        fields={
+            "subject": Text(analyzer="standard", prefixes=True),
+            "body": ("text", {"analyzer": "standard"}),
+            "status": "keyword",
+            "priority": "integer",
+            "urgent": "boolean",
+            "opened_at": "date",
+            "tenant_id": "keyword",
+        },
+        computed={
+            "words": Computed(lambda t: len(t.body.split()), type="integer", depends_on=("body",))
+        },
+        index_when=lambda t: t.status != "spam",
+    )
+    vectors = VectorField("embedding", namespace="tickets", metadata=("tenant_id",))

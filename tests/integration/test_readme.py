@@ -21,9 +21,10 @@ def block_after(marker: str) -> str:
     return match.group(1)
 
 
-async def test_the_quickstart_runs(config: DataLayerConfig, tmp_path: Path) -> None:
-    script = tmp_path / "quickstart.py"
-    script.write_text(block_after("quickstart"))
+async def run_block(marker: str, config: DataLayerConfig, tmp_path: Path) -> str:
+    """The README's block after ``marker`` run as a script; its output (it must succeed)."""
+    script = tmp_path / f"{marker}.py"
+    script.write_text(block_after(marker))
     environment = subprocess_environment(
         config,
         SATELLITES_ELASTICSEARCH__REFRESH="true",
@@ -41,8 +42,20 @@ async def test_the_quickstart_runs(config: DataLayerConfig, tmp_path: Path) -> N
         output, _ = await process.communicate()
     text = output.decode()
     assert process.returncode == 0, text
+    return text
+
+
+async def test_the_quickstart_runs(config: DataLayerConfig, tmp_path: Path) -> None:
+    text = await run_block("quickstart", config, tmp_path)
     assert re.search(r"event: quickstart_articles.created [0-9a-f-]{36} version 1", text), text
     assert "Hello satellites 1 ['Hello satellites']" in text
+
+
+async def test_the_search_example_runs(config: DataLayerConfig, tmp_path: Path) -> None:
+    text = await run_block("search", config, tmp_path)
+    assert "total 4 seen 4 facets {'open': 2, 'pending': 2}" in text, text
+    assert "suggest 5 True" in text, text
+    assert "deleted True True" in text, text
 
 
 def test_the_migrations_recipe_is_what_init_writes() -> None:

@@ -105,7 +105,12 @@ async def test_add_reaches_postgres_and_every_projection(
     assert cache_entry[1]["title"] == "Quarterly report"
     assert await indexed(layer, entity.id) == (
         1,
-        {"title": "Quarterly report", "body": "a body of text", "tenant_id": "acme"},
+        {
+            "title": "Quarterly report",
+            "body": "a body of text",
+            "tenant_id": "acme",
+            "@key": str(entity.id),  # the sort tiebreaker every search uses
+        },
     )
     vector = await layer.vectors.get("articles", str(entity.id))
     assert vector is not None

@@ -13,15 +13,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, TransportError
 
-from satellites_repo.backends.elasticsearch._query import es_query
+from satellites_repo.backends.elasticsearch._checks import check_capabilities
+from satellites_repo.backends.elasticsearch._cursor import binding, read_cursor, write_cursor
+from satellites_repo.backends.elasticsearch._document import document
+from satellites_repo.backends.elasticsearch._query import (
+    es_aggregations,
+    es_query,
+    es_sort,
+    facet_counts,
+    suggestion,
+)
 from satellites_repo.backends.elasticsearch._reindex import Reindexed, reindex
 from satellites_repo.errors import ProjectionError, RepositoryError, UnavailableError
 from satellites_repo.health import proven
-from satellites_repo.model import Change, Operation, RankedHit, RankedPage
+from satellites_repo.model import Change, RankedHit, RankedPage, Suggestion
 
 if TYPE_CHECKING:
     from satellites_repo.config import ElasticsearchConfig
-    from satellites_repo.model import EntitySpec, Registry, SearchIndex, TextQuery
+    from satellites_repo.model import EntitySpec, Registry, SearchIndex, SuggestQuery, TextQuery
     from satellites_repo.types import AbsentKeys, Progress, RowSource
 
 __all__ = ["ElasticsearchBackend"]
@@ -31,6 +40,8 @@ logger = logging.getLogger(__name__)
 ERRORS = (ApiError, TransportError)
 _SKIPPED_STATUSES = {409}  # a newer version is already indexed: the write is stale
 SCAN_BATCH = 1000
+MAX_WINDOW = 10_000
+"""Elasticsearch's ``index.max_result_window``: ``offset + limit`` must stay below it."""
 
 Refresh = Literal["false", "true", "wait_for"]
 
@@ -67,9 +78,14 @@ class ElasticsearchBackend:
         self._client = await proven(client, _cluster_answers, client.close)
         # Not ``check()``: a cluster that is red for a moment (another index being created)
         # must not fail start; health reports it, and the relay retries what it refuses.
-        for spec in self._registry.specs:
-            if spec.search is not None:
-                await self._ensure_index(spec.search)
+        indices = [spec.search for spec in self._registry.specs if spec.search is not None]
+        try:
+            await check_capabilities(self.client, indices)
+            for index in indices:
+                await self._ensure_index(index)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._client is not None:
@@ -136,7 +152,7 @@ class ElasticsearchBackend:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.search is None:
                 continue
-            operations.extend(self._operation(spec.search, change, into))
+            operations.extend(self._operation(spec, change, into))
         if not operations:
             return
         try:
@@ -149,18 +165,18 @@ class ElasticsearchBackend:
             self._raise_item_errors(response["items"])
 
     def _operation(
-        self, index: SearchIndex, change: Change, into: str | None
+        self, spec: EntitySpec, change: Change, into: str | None
     ) -> list[Mapping[str, Any]]:
+        assert spec.search is not None
         meta = {
-            "_index": into or self.alias(index),
+            "_index": into or self.alias(spec.search),
             "_id": change.key,
             "version": change.version,
             "version_type": "external",
         }
-        if change.operation is Operation.DELETED:
+        if not spec.indexed(change):  # deleted, or no longer matching ``index_when``
             return [{"delete": meta}]
-        document = {name: change.payload.get(name) for name in index.fields}
-        return [{"index": meta}, document]
+        return [{"index": meta}, document(spec, change)]
 
     def _raise_item_errors(self, items: Sequence[Mapping[str, Any]]) -> None:
         failed = []
@@ -181,23 +197,78 @@ class ElasticsearchBackend:
     # -- TextRanker ----------------------------------------------------------------------
 
     async def rank(self, spec: EntitySpec, request: TextQuery) -> RankedPage:
+        """One page; it asks for one hit more than ``limit`` to know whether more follow."""
         index = spec.search
         assert index is not None
-        highlights: dict[str, Any] | None = None
-        if isinstance(request.query, str) and index.text_fields:
-            highlights = {"fields": {name: {} for name in index.text_fields}}
-        body = es_query(index, request.query, request.filters)
+        if request.after is None and request.offset + request.limit >= MAX_WINDOW:
+            raise ValueError(
+                f"offset + limit must stay below {MAX_WINDOW}; page deeper with "
+                "after=page.next_cursor"
+            )
+        if request.after is not None and request.offset:
+            raise ValueError("give after= or offset=, not both")
+        unset = None if request.include_deleted else spec.soft_delete
+        query = es_query(index, request.query, request.filters, unset=unset)
+        sort = es_sort(index, request.sort)
+        bound_to = binding(index.index, query, sort)
+        highlight: dict[str, Any] | None = None
+        if request.highlight and index.text_fields:
+            highlight = {"fields": {name: {} for name in index.text_fields}}
+        response = await self._search(
+            spec,
+            query=query,
+            sort=sort,
+            search_after=None if request.after is None else read_cursor(request.after, bound_to),
+            size=request.limit + 1,
+            from_=request.offset,
+            aggregations=es_aggregations(index, request.facets),
+            highlight=highlight,
+            source=False,
+            track_scores=True,
+            track_total_hits=True,
+        )
+        found = response["hits"]["hits"]
+        shown = found[: request.limit]
+        hits = [
+            RankedHit(hit["_id"], float(hit["_score"] or 0.0), hit.get("highlight", {}))
+            for hit in shown
+        ]
+        more = len(found) > request.limit
+        return RankedPage(
+            hits,
+            int(response["hits"]["total"]["value"]),
+            facet_counts(index, response.get("aggregations", {}), request.facets),
+            write_cursor(shown[-1]["sort"], bound_to) if more else None,
+        )
+
+    async def suggest(self, spec: EntitySpec, request: SuggestQuery) -> list[Suggestion]:
+        """Rows whose ``field`` has words starting as typed, best first (no hydration)."""
+        index = spec.search
+        assert index is not None
+        unset = None if request.include_deleted else spec.soft_delete
+        match = suggestion(index, request.field, request.prefix)
+        response = await self._search(
+            spec,
+            query=es_query(index, match, request.filters, unset=unset),
+            size=request.limit,
+            source=[request.field],
+        )
+        return [
+            Suggestion(
+                hit["_id"],
+                str(hit.get("_source", {}).get(request.field) or ""),
+                float(hit["_score"] or 0.0),
+            )
+            for hit in response["hits"]["hits"]
+        ]
+
+    async def _search(self, spec: EntitySpec, **request: Any) -> Mapping[str, Any]:
+        """One search of ``spec``'s index, its failures as library errors."""
+        index = spec.search
+        assert index is not None
         try:
             async with asyncio.timeout(self._config.call_timeout):
-                response = await self.client.search(
-                    index=self.alias(index),
-                    query=body,
-                    size=request.limit,
-                    from_=request.offset,
-                    source=False,
-                    highlight=highlights,
-                    track_total_hits=True,
-                )
+                response = await self.client.search(index=self.alias(index), **request)
         except TimeoutError as exc:
             raise UnavailableError(self.name, f"search of {index.index!r} timed out") from exc
         except ApiError as exc:
@@ -209,11 +280,7 @@ class ElasticsearchBackend:
             raise UnavailableError(self.name, f"search of {index.index!r}: {exc}") from exc
         except TransportError as exc:
             raise UnavailableError(self.name, f"search of {index.index!r}: {exc}") from exc
-        hits = [
-            RankedHit(hit["_id"], float(hit["_score"] or 0.0), hit.get("highlight", {}))
-            for hit in response["hits"]["hits"]
-        ]
-        return RankedPage(hits, int(response["hits"]["total"]["value"]))
+        return dict(response.body)
 
     # -- operations ----------------------------------------------------------------------
 

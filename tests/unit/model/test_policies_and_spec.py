@@ -154,7 +154,11 @@ def test_search_index_mapping_is_strict_and_typed() -> None:
     index = SearchIndex("docs", fields={"title": "text", "tenant_id": "keyword"})
     assert index.mappings() == {
         "dynamic": "strict",
-        "properties": {"title": {"type": "text"}, "tenant_id": {"type": "keyword"}},
+        "properties": {
+            "@key": {"type": "keyword"},
+            "title": {"type": "text"},
+            "tenant_id": {"type": "keyword"},
+        },
     }
     assert index.text_fields == ["title"]
     assert index.filter_fields == ["tenant_id"]
