@@ -53,13 +53,16 @@ class Backoff:
 class FailureLog:
     """Counts failures of one recurring piece of work and logs them without flooding.
 
-    The first failure of a streak is logged at WARNING with its traceback; the following
-    ones at DEBUG with the running count; the first success after a streak at INFO.
+    The first failure is logged at WARNING with its traceback; the first of each later
+    streak at WARNING without it; the rest at DEBUG with the running count; the first
+    success after a streak at INFO. ``then`` says what happens next (``"retrying"``,
+    ``"using Postgres"``).
     """
 
-    def __init__(self, logger: logging.Logger, what: str) -> None:
+    def __init__(self, logger: logging.Logger, what: str, *, then: str = "retrying") -> None:
         self._logger = logger
         self._what = what
+        self._then = then
         self.total = 0
         self.streak = 0
 
@@ -68,7 +71,14 @@ class FailureLog:
         self.total += 1
         self.streak += 1
         if self.streak == 1:
-            self._logger.warning("%s failed; retrying", self._what, exc_info=error, extra=fields)
+            self._logger.warning(
+                "%s failed (%s); %s",
+                self._what,
+                f"{type(error).__name__}: {error}".rstrip(": "),
+                self._then,
+                exc_info=error if self.total == 1 else None,
+                extra=fields,
+            )
         else:
             self._logger.debug(
                 "%s failed again (%d in a row): %s", self._what, self.streak, error, extra=fields

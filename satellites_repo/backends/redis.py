@@ -100,7 +100,7 @@ class RedisBackend:
         self._registry = registry
         self._client: redis.Redis | None = None
         self._guarded_set: Any = None
-        self.read_failures = FailureLog(logger, "reading the Redis cache")
+        self.read_failures = FailureLog(logger, "a Redis cache call", then="using Postgres")
 
     @property
     def client(self) -> redis.Redis:

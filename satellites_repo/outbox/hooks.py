@@ -66,7 +66,9 @@ class OutboxHooks:
     ) -> None:
         """``timeout``: the after-commit delivery's deadline; past it the relay finishes."""
         self._timeout = timeout
-        self.failures = FailureLog(logger, "after-commit delivery (the relay will deliver it)")
+        self.failures = FailureLog(
+            logger, "after-commit delivery", then="the relay will deliver what is owed"
+        )
         self._rehydrator = rehydrator
         self._dispatcher = dispatcher
         self._events = events
