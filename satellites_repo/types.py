@@ -164,6 +164,15 @@ class LocalBackend(Backend, Protocol):
     @checkpoint.setter
     def checkpoint(self, value: int | None) -> None: ...
 
+    @property
+    def origin(self) -> str | None:
+        """The database identity its content was built from (``None``: unknown); saved
+        with the snapshot, so a snapshot of another database is never trusted."""
+        ...
+
+    @origin.setter
+    def origin(self, value: str | None) -> None: ...
+
     async def persist(self) -> None: ...
 
 

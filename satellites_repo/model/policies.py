@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, get_args, overload
 
+from satellites_repo.model.codec import NON_FINITE
 from satellites_repo.model.results import TextSearch
 from satellites_repo.vectors import check_namespace
 
@@ -34,6 +35,7 @@ FieldType = Literal[
     "text", "keyword", "integer", "long", "float", "double", "boolean", "date", "search_as_you_type"
 ]
 _FIELD_TYPES = frozenset(get_args(FieldType))
+_NUMERIC = frozenset({"integer", "long", "float", "double"})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
 
 
@@ -96,6 +98,19 @@ class SearchIndex:
     def mappings(self) -> dict[str, Any]:
         properties = {name: {"type": kind} for name, kind in self.fields.items()}
         return {"dynamic": "strict", "properties": properties}
+
+    def document(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The indexed fields of a row's JSON-safe payload.
+
+        Elasticsearch numbers are finite: a NaN or infinite float (which the payload
+        carries as ``"NaN"``, ``"Infinity"``, ``"-Infinity"``) is indexed as no value, so
+        the row is still found by its other fields; reads return it as Postgres holds it.
+        """
+        document = {name: payload.get(name) for name in self.fields}
+        for name, kind in self.fields.items():
+            if kind in _NUMERIC and document[name] in NON_FINITE:
+                document[name] = None
+        return document
 
     @overload
     def __get__(self, instance: None, owner: type[Any]) -> SearchIndex: ...

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import NoInspectionAvailable
 
 from satellites_repo.errors import ConfigurationError
-from satellites_repo.model.codec import RowCodec
+from satellites_repo.model.codec import RowCodec, unencodable_columns
 from satellites_repo.model.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
 from satellites_repo.model.vector import Vector
 
@@ -134,6 +134,12 @@ def _spec_of(repository: type[Any]) -> EntitySpec:
         codec = RowCodec(mapper)
     except ValueError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
+    unencodable = unencodable_columns(mapper)
+    if unencodable:
+        raise ConfigurationError(
+            f"{name}: {model.__name__} has columns whose values cannot be cached, indexed or "
+            f"published as JSON: {', '.join(unencodable)}"
+        )
     search = _declared_search(repository)
     hidden = frozenset(
         attr.key for attr in mapper.column_attrs if isinstance(attr.columns[0].type, Vector)

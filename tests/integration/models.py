@@ -74,3 +74,25 @@ class Tags(Repository[Tag]):
 
 
 REPOSITORIES: list[type[Repository[Any]]] = [Articles, Tags]
+
+
+class Note(IntegrationModel, Versioned):
+    """A text-keyed model (any key Postgres accepts) with a date-typed search field: what
+    the fault tests need to send rows the backends refuse. Not in ``REPOSITORIES``."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str]
+    body: Mapped[str] = mapped_column(default="")
+    stamp: Mapped[str] = mapped_column(default="2024-01-01")
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(DIMENSION), nullable=True)
+
+
+class Notes(Repository[Note]):
+    cache = CachePolicy(ttl=300, tombstone_ttl=60)
+    search = SearchIndex("notes", fields={"body": "text", "tenant_id": "keyword", "stamp": "date"})
+    vectors = VectorField("embedding", namespace="notes", metadata=("tenant_id",))
+
+
+NOTE_REPOSITORIES: list[type[Repository[Any]]] = [Notes]

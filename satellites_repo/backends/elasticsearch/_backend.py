@@ -9,13 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, TransportError
 
+from satellites_repo.backends._isolation import bisected, rejected_error
 from satellites_repo.backends.elasticsearch._query import es_query
 from satellites_repo.backends.elasticsearch._reindex import Reindexed, reindex
-from satellites_repo.errors import ProjectionError, RepositoryError, UnavailableError
+from satellites_repo.errors import (
+    ProjectionError,
+    Rejection,
+    RepositoryError,
+    UnavailableError,
+)
 from satellites_repo.health import proven
 from satellites_repo.model import Change, Operation, RankedHit, RankedPage
 
@@ -30,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 ERRORS = (ApiError, TransportError)
 _SKIPPED_STATUSES = {409}  # a newer version is already indexed: the write is stale
+_RETRYABLE = {429, 500, 502, 503, 504}  # the item may go through later: owed, not dead
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+"""A document's text beyond this is refused (dead-lettered) instead of sent: Elasticsearch
+would take minutes over it or refuse the whole request, and never get the row."""
 SCAN_BATCH = 1000
 
 Refresh = Literal["false", "true", "wait_for"]
@@ -123,26 +134,58 @@ class ElasticsearchBackend:
     async def write(
         self, changes: Sequence[Change], *, into: str | None = None, refresh: Refresh | None = None
     ) -> None:
-        """One bulk request; ``into`` names a concrete index to write (a reindex's new one).
+        """Bulk requests; ``into`` names a concrete index to write (a reindex's new one).
 
-        ``refresh`` overrides the configured refresh policy for this request.
+        ``refresh`` overrides the configured refresh policy for this request. Rows are
+        isolated: a document Elasticsearch refuses (an item error, a request-level 400 or
+        413 found by bisection, a document over ``MAX_DOCUMENT_BYTES``) is reported alone
+        in ``ProjectionError.rejected``; every other row of the batch is written.
         """
-        operations: list[Mapping[str, Any]] = []
+        writes: list[_Write] = []
+        refused: list[tuple[_Write, Rejection]] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.search is None:
                 continue
-            operations.extend(self._operation(spec.search, change, into))
-        if not operations:
-            return
+            write = _Write(change, self._operation(spec.search, change, into))
+            size = _document_bytes(write)
+            if size > MAX_DOCUMENT_BYTES:
+                reason = f"document of {size} bytes is over the {MAX_DOCUMENT_BYTES}-byte limit"
+                refused.append((write, Rejection(reason)))
+            else:
+                writes.append(write)
         try:
-            response = await self.client.bulk(
-                operations=operations, refresh=refresh or self._config.refresh
+            refused += await bisected(
+                writes, lambda batch: self._bulk(batch, refresh), _request_refusal
             )
         except ERRORS as exc:
             raise ProjectionError(self.name, f"bulk request failed: {exc}") from exc
-        if response["errors"]:
-            self._raise_item_errors(response["items"])
+        error = rejected_error(self.name, "document(s)", ((w.change, r) for w, r in refused))
+        if error is not None:
+            raise error
+
+    async def _bulk(
+        self, writes: Sequence[_Write], refresh: Refresh | None
+    ) -> list[tuple[_Write, Rejection]]:
+        """One bulk request; the rows whose item failed, each with why (by position)."""
+        operations = [operation for write in writes for operation in write.operations]
+        response = await self.client.bulk(
+            operations=operations, refresh=refresh or self._config.refresh
+        )
+        if not response["errors"]:
+            return []
+        refused = []
+        for write, item in zip(writes, response["items"], strict=True):
+            ((action, result),) = item.items()
+            status = int(result.get("status", 0))
+            if status < 300 or status in _SKIPPED_STATUSES:
+                continue
+            if action == "delete" and status == 404:
+                continue
+            error = result.get("error", {})
+            reason = f"{status} {error.get('type', 'error')}: {error.get('reason', 'unknown')}"
+            refused.append((write, Rejection(reason, permanent=status not in _RETRYABLE)))
+        return refused
 
     def _operation(
         self, index: SearchIndex, change: Change, into: str | None
@@ -155,24 +198,7 @@ class ElasticsearchBackend:
         }
         if change.operation is Operation.DELETED:
             return [{"delete": meta}]
-        document = {name: change.payload.get(name) for name in index.fields}
-        return [{"index": meta}, document]
-
-    def _raise_item_errors(self, items: Sequence[Mapping[str, Any]]) -> None:
-        failed = []
-        for item in items:
-            ((action, result),) = item.items()
-            status = result.get("status", 0)
-            if status < 300 or status in _SKIPPED_STATUSES:
-                continue
-            if action == "delete" and status == 404:
-                continue
-            reason = result.get("error", {}).get("reason", "unknown")
-            failed.append(f"{result.get('_id')} ({status} {reason})")
-        if failed:
-            raise ProjectionError(
-                self.name, f"{len(failed)} document(s) rejected: {'; '.join(failed[:5])}"
-            )
+        return [{"index": meta}, index.document(change.payload)]
 
     # -- TextRanker ----------------------------------------------------------------------
 
@@ -259,6 +285,27 @@ class _SearchProbe:
             versions.update((hit["_id"], int(hit["_version"])) for hit in hits)
             after = hits[-1]["sort"]
         return {key: versions[key] for key in await absent(list(versions))}
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One row's bulk actions (an index action and its document, or a delete)."""
+
+    change: Change
+    operations: list[Mapping[str, Any]]
+
+
+def _document_bytes(write: _Write) -> int:
+    """The UTF-8 size of the document's strings: what makes a document big."""
+    document = write.operations[-1]
+    return sum(len(value.encode()) for value in document.values() if isinstance(value, str))
+
+
+def _request_refusal(exc: Exception) -> Rejection | None:
+    """A bulk request refused as a whole for its content (bisected to find the rows)."""
+    if isinstance(exc, ApiError) and exc.status_code in (400, 413):
+        return Rejection(f"request refused ({exc.status_code} {_reason(exc)})")
+    return None
 
 
 def _client(config: ElasticsearchConfig) -> AsyncElasticsearch:
