@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo import DataLayer, DataLayerConfig, VectorIndex
 from satellites_repo.migrate import create_tables
 from satellites_repo.model import Change, Operation
 from tests.integration.models import NOTE_REPOSITORIES, IntegrationModel, Note, Notes
@@ -134,3 +134,50 @@ async def test_keys_no_backend_can_hold_are_refused_before_commit(
             await uow.commit()
     assert await notes.postgres.fetchval("SELECT count(*) FROM notes") == 0
     assert await notes.postgres.fetchval("SELECT count(*) FROM satellites_outbox") == 0
+
+
+async def restarted_vectors(config: DataLayerConfig) -> set[str]:
+    async with DataLayer(quiet(config), repositories=NOTE_REPOSITORIES) as layer:
+        return set(await layer.vectors.versions("notes"))
+
+
+async def test_a_snapshot_of_another_database_is_rebuilt(config: DataLayerConfig) -> None:
+    await create_tables(config, IntegrationModel.metadata)
+    async with DataLayer(quiet(config), repositories=NOTE_REPOSITORIES) as layer:
+        await insert_raw(layer, [raw("mine", 0)])
+        await layer.operations.follow()
+        await layer.vectors.upsert("notes", "foreign", [1.0, 2.0, 3.0, 4.0])
+        layer.vectors.origin = "7000000000000000000/elsewhere/public"
+        await layer.vectors.save()
+    assert await restarted_vectors(config) == {"mine"}
+
+
+async def test_a_snapshot_ahead_of_the_database_is_rebuilt(config: DataLayerConfig) -> None:
+    """A database restored from a backup older than the snapshot: the rows the snapshot
+    never saw would stay missing if it were trusted."""
+    await create_tables(config, IntegrationModel.metadata)
+    async with DataLayer(quiet(config), repositories=NOTE_REPOSITORIES) as layer:
+        await insert_raw(layer, [raw("a", 0), raw("b", 1)])
+        await layer.operations.follow()
+        ahead = await layer.operations.outbox.current_position() + 1000
+    snapshot = VectorIndex(config.faiss.index_path, 4)  # a snapshot that never saw b
+    await snapshot.load()
+    await snapshot.delete("notes", "b")
+    snapshot.checkpoint = ahead
+    await snapshot.save()
+    assert await restarted_vectors(config) == {"a", "b"}
+
+
+async def test_an_open_transaction_does_not_grow_the_followers_memory(notes: DataLayer) -> None:
+    follower = notes._runtime.followers[0]  # type: ignore[union-attr]
+    async with notes.postgres.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_current_xact_id()")  # holds the xmin back
+        for n in range(40):
+            async with notes.unit_of_work() as uow:
+                await uow.repository(Notes).add(note(f"m{n}", n))
+                await uow.commit()
+            await notes.operations.follow()
+        remembered = len(follower._applied) + len(follower._claimed)
+    print(f"follower remembers {remembered} transaction(s) after 40 commits")
+    assert remembered <= 2
+    assert await notes.vectors.count("notes") == 40
