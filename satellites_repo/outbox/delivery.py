@@ -25,6 +25,9 @@ __all__ = ["Delivery", "deliver"]
 
 logger = logging.getLogger(__name__)
 
+LEFT_FOR_SUBSCRIBERS = Rejection("left for a process with subscribers", permanent=False)
+"""Not a failure: an event this process does not publish (it has no subscribers)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -41,8 +44,12 @@ async def deliver(
     rehydrator: Rehydrator,
     *,
     local_targets: Sequence[str] = (),
+    publish: bool = True,
 ) -> Delivery:
     """Apply each row's pending targets (plus ``local_targets``) and publish its event.
+
+    ``publish`` false: the events are left owed (without an error, due at once) for a
+    process whose bus has subscribers.
 
     Returns the settlements to record (per group of rows, the targets that failed and
     why) and which ``local_targets`` failed. Those are projections of this process only
@@ -66,6 +73,10 @@ async def deliver(
                     reason = failure.reason(record.entity, record.key)
                     failed[record.seq][failure.target] = reason
     publishing = [record for record in records if EVENTS_TARGET in record.pending]
+    if not publish:
+        for record in publishing:
+            failed[record.seq][EVENTS_TARGET] = LEFT_FOR_SUBSCRIBERS
+        publishing = []
     if publishing:
         try:
             await events.publish_many([record.event() for record in publishing])
@@ -95,7 +106,12 @@ def _settlements(
     for record in records:
         errors = failed.get(record.seq, {})
         remaining = tuple(sorted(errors))
-        error = "; ".join(f"{target}: {errors[target].reason}" for target in remaining) or None
+        reasons = "; ".join(
+            f"{target}: {errors[target].reason}"
+            for target in remaining
+            if errors[target] is not LEFT_FOR_SUBSCRIBERS
+        )
+        error = reasons or None
         dead = any(errors[target].permanent for target in remaining)
         grouped[(remaining, error, record.attempts, dead)].append(record.seq)
     return [

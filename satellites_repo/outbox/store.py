@@ -181,7 +181,11 @@ class OutboxStore:
     # -- after COMMIT ----------------------------------------------------------------------
 
     async def settle(self, settlements: Iterable[Settlement]) -> None:
-        """Record the outcome of one attempt: done rows, or what is still owed and when."""
+        """Record the outcome of one attempt: done rows, or what is still owed and when.
+
+        Rows owed without an error (events left for a process with subscribers) are due
+        at once and never dead-lettered for it.
+        """
         # One statement per outcome, each committed on its own: rows are independent.
         async with self._pool.acquire() as connection:
             for settlement in settlements:
@@ -195,29 +199,33 @@ class OutboxStore:
                 await connection.execute(
                     "UPDATE satellites_outbox SET pending = $2::text[], last_error = $3, "
                     "next_attempt_at = now() + make_interval(secs => $4), "
-                    "dead_at = CASE WHEN $6 OR attempts >= $5 THEN now() END "
-                    "WHERE seq = ANY($1::bigint[])",
+                    "dead_at = CASE WHEN $6 OR ($3::text IS NOT NULL AND attempts >= $5) "
+                    "THEN now() END WHERE seq = ANY($1::bigint[])",
                     list(settlement.seqs),
                     list(settlement.remaining),
                     settlement.error,
-                    self.backoff.delay(settlement.attempt),
+                    0.0 if settlement.error is None else self.backoff.delay(settlement.attempt),
                     self._max_attempts,
                     settlement.dead,
                 )
 
-    async def claim(self, limit: int, lease_seconds: float) -> list[OutboxRecord]:
+    async def claim(
+        self, limit: int, lease_seconds: float, *, events: bool = True
+    ) -> list[OutboxRecord]:
         """Take up to ``limit`` due rows, oldest first, for ``lease_seconds``.
 
         ``FOR UPDATE SKIP LOCKED`` lets several relays claim disjoint rows; the lease
         (a later ``next_attempt_at``) keeps a crashed relay's rows from being lost.
+        ``events`` false: only rows owed to a projection (a relay that does not publish).
         """
+        owed = "pending" if events else f"array_remove(pending, '{EVENTS_TARGET}')"
         rows = await self._pool.fetch(
             f"""
             UPDATE satellites_outbox AS o
                SET attempts = o.attempts + 1,
                    next_attempt_at = now() + make_interval(secs => $2)
               FROM (SELECT seq FROM satellites_outbox
-                     WHERE cardinality(pending) > 0 AND dead_at IS NULL
+                     WHERE cardinality({owed}) > 0 AND dead_at IS NULL
                        AND next_attempt_at <= now()
                      ORDER BY seq
                      LIMIT $1
