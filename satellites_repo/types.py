@@ -10,6 +10,7 @@ failing fakes in ``satellites_repo.testing.fakes``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from satellites_repo.events import EventBus
@@ -89,6 +90,11 @@ class RowSource(Protocol):
 
     async def replay(self, spec: EntitySpec, since: int, apply: ApplyChanges) -> int:
         """Feed ``apply`` the changes of ``spec`` committed since ``since``; returns how many."""
+        ...
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Held by one holder of ``name`` at a time, across every process (waits its turn):
+        what keeps two rebuilds of one projection from interleaving."""
         ...
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -109,11 +110,20 @@ class ElasticsearchBackend:
         )
 
     async def indices_of(self, index: SearchIndex) -> tuple[list[str], list[str]]:
-        """(indices behind the alias, other indices of this SearchIndex: leftovers)."""
+        """(indices behind the alias, indices this library created for it: leftovers).
+
+        Only names this library gives (``<alias>-000001``, ``<alias>-<20-digit stamp>``)
+        are leftovers: ``<alias>-archive-000001`` belongs to someone else and is never
+        touched. Whatever the alias points at counts as behind it, so a swap moves the
+        alias off an index the library did not create.
+        """
         alias = self.alias(index)
+        ours = re.compile(re.escape(alias) + r"-(?:000001|\d{20})")
         found = await self.client.indices.get(index=f"{alias}-*", allow_no_indices=True)
-        behind = [name for name, info in found.items() if alias in info.get("aliases", {})]
-        return behind, sorted(set(found) - set(behind))
+        pointed = await self.client.options(ignore_status=404).indices.get_alias(name=alias)
+        behind = sorted(pointed.body) if pointed.meta.status == 200 else []
+        created = {name for name in found if ours.fullmatch(name)}
+        return behind, sorted(created - set(behind))
 
     async def swap_alias(self, index: SearchIndex, new_name: str) -> list[str]:
         """Point the alias at ``new_name`` in one atomic step; returns the indices it left."""
@@ -156,7 +166,7 @@ class ElasticsearchBackend:
                 writes.append(write)
         try:
             refused += await bisected(
-                writes, lambda batch: self._bulk(batch, refresh), _request_refusal
+                writes, lambda batch: self._bulk(batch, refresh, into is None), _request_refusal
             )
         except ERRORS as exc:
             raise ProjectionError(self.name, f"bulk request failed: {exc}") from exc
@@ -165,12 +175,18 @@ class ElasticsearchBackend:
             raise error
 
     async def _bulk(
-        self, writes: Sequence[_Write], refresh: Refresh | None
+        self, writes: Sequence[_Write], refresh: Refresh | None, require_alias: bool
     ) -> list[tuple[_Write, Rejection]]:
-        """One bulk request; the rows whose item failed, each with why (by position)."""
+        """One bulk request; the rows whose item failed, each with why (by position).
+
+        ``require_alias``: a write through the alias never auto-creates an index with a
+        dynamic mapping where the alias is missing; the row stays owed instead.
+        """
         operations = [operation for write in writes for operation in write.operations]
         response = await self.client.bulk(
-            operations=operations, refresh=refresh or self._config.refresh
+            operations=operations,
+            refresh=refresh or self._config.refresh,
+            require_alias=require_alias,
         )
         if not response["errors"]:
             return []
@@ -184,7 +200,9 @@ class ElasticsearchBackend:
                 continue
             error = result.get("error", {})
             reason = f"{status} {error.get('type', 'error')}: {error.get('reason', 'unknown')}"
-            refused.append((write, Rejection(reason, permanent=status not in _RETRYABLE)))
+            missing = error.get("type") == "index_not_found_exception"
+            permanent = status not in _RETRYABLE and not missing
+            refused.append((write, Rejection(reason, permanent=permanent)))
         return refused
 
     def _operation(
