@@ -331,8 +331,14 @@ def _client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     password = config.password_value()
     if config.username and password:
         auth["basic_auth"] = (config.username, password)
+    # No client retries: the deadlines (call_timeout, delivery_timeout) bound each call,
+    # and the outbox relay (or a reindex's own backoff) is what tries again.
     return AsyncElasticsearch(
-        hosts=config.hosts, request_timeout=config.timeout, retry_on_timeout=True, **auth
+        hosts=config.hosts,
+        request_timeout=config.timeout,
+        retry_on_timeout=False,
+        max_retries=0,
+        **auth,
     )
 
 
