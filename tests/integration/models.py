@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Float, Interval, MetaData, Numeric, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from satellites_repo import (
@@ -96,3 +97,20 @@ class Notes(Repository[Note]):
 
 
 NOTE_REPOSITORIES: list[type[Repository[Any]]] = [Notes]
+
+
+class Measure(IntegrationModel, Versioned):
+    """Values JSON has no plain form for: NaN/inf floats, intervals, exact decimals."""
+
+    __tablename__ = "measures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ratio: Mapped[float] = mapped_column(Float)
+    spent: Mapped[dt.timedelta] = mapped_column(Interval)
+    price: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Measures(Repository[Measure]):
+    cache = CachePolicy(ttl=300)
+    search = SearchIndex("measures", fields={"ratio": "double", "at": "date"})
