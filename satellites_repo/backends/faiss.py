@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from satellites_repo.backends._isolation import bisected, rejected_error
 from satellites_repo.errors import ProjectionError, Rejection, VectorIndexError
-from satellites_repo.model import Change, Operation, json_safe
+from satellites_repo.model import AnyOf, Change, Operation, json_safe
 from satellites_repo.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -243,8 +243,7 @@ def _filters(field: VectorField, filters: Mapping[str, Any] | None) -> dict[str,
             f"filterable metadata is {list(field.metadata)}"
         )
     return {
-        name: list(value) if isinstance(value, tuple | set | frozenset) else value
-        for name, value in filters.items()
+        name: list(value) if isinstance(value, AnyOf) else value for name, value in filters.items()
     }
 
 

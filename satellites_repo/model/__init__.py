@@ -10,6 +10,7 @@ from satellites_repo.model.change import Change, ChangeSet, Operation
 from satellites_repo.model.codec import RowCodec, json_bytes, json_safe
 from satellites_repo.model.policies import CachePolicy, FieldType, SearchIndex, VectorField
 from satellites_repo.model.results import (
+    AnyOf,
     HybridHit,
     Page,
     Query,
@@ -27,6 +28,7 @@ from satellites_repo.model.spec import EntitySpec, Registry
 from satellites_repo.model.vector import Vector, as_float32_vector
 
 __all__ = [
+    "AnyOf",
     "CachePolicy",
     "Change",
     "ChangeSet",

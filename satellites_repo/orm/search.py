@@ -68,7 +68,8 @@ class BoundSearch(Generic[T]):
     async def __call__(self, query: Query, **options: Unpack[SearchOptions]) -> SearchPage[T]:
         """Text (matched against every text field) or a raw Elasticsearch query dict.
 
-        ``filters`` are exact matches on keyword/numeric fields (a list means any of);
+        ``filters`` are exact matches on keyword/numeric fields (``AnyOf(...)`` for any of;
+        a list or tuple is refused, so it cannot widen a tenant filter);
         ``limit`` (default 10) and ``offset`` page through the hits.
         """
         page = await self.ranking(query, **options)

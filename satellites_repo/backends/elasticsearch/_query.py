@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from satellites_repo.model import SearchIndex
+from satellites_repo.model import AnyOf, SearchIndex
 
 __all__ = ["es_query"]
 
@@ -35,7 +35,7 @@ def _filters(index: SearchIndex, filters: Mapping[str, Any]) -> list[dict[str, A
         )
     clauses: list[dict[str, Any]] = []
     for name, value in filters.items():
-        if isinstance(value, list | tuple | set | frozenset):
+        if isinstance(value, AnyOf):
             clauses.append({"terms": {name: [str(item) for item in value]}})
         else:
             clauses.append({"term": {name: str(value)}})
