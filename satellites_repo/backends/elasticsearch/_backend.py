@@ -39,6 +39,11 @@ logger = logging.getLogger(__name__)
 ERRORS = (ApiError, TransportError)
 _SKIPPED_STATUSES = {409}  # a newer version is already indexed: the write is stale
 _RETRYABLE = {429, 500, 502, 503, 504}  # the item may go through later: owed, not dead
+_INDEX_CONDITIONS = {  # the index, not the row, is at fault: owed until it is fixed
+    "index_not_found_exception",  # the alias is missing (require_alias)
+    "index_closed_exception",
+    "cluster_block_exception",  # e.g. read-only after the disk flood-stage watermark
+}
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 """A document's text beyond this is refused (dead-lettered) instead of sent: Elasticsearch
 would take minutes over it or refuse the whole request, and never get the row."""
@@ -200,8 +205,8 @@ class ElasticsearchBackend:
                 continue
             error = result.get("error", {})
             reason = f"{status} {error.get('type', 'error')}: {error.get('reason', 'unknown')}"
-            missing = error.get("type") == "index_not_found_exception"
-            permanent = status not in _RETRYABLE and not missing
+            index_level = error.get("type") in _INDEX_CONDITIONS
+            permanent = status not in _RETRYABLE and not index_level
             refused.append((write, Rejection(reason, permanent=permanent)))
         return refused
 
