@@ -31,6 +31,7 @@ from satellites_repo.events import DataEvent, EventBus, EventHandler, InProcessE
 from satellites_repo.facade import DataLayer
 from satellites_repo.health import BackendHealth, Health
 from satellites_repo.model import (
+    AnyOf,
     CachePolicy,
     Change,
     Computed,
@@ -51,6 +52,7 @@ from satellites_repo.orm import Base, Repository, SoftDelete, UnitOfWork, Versio
 from satellites_repo.vectors import VectorIndex, VectorMatch, VectorRecord
 
 __all__ = [
+    "AnyOf",
     "BackendHealth",
     "Base",
     "CachePolicy",

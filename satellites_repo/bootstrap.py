@@ -21,6 +21,7 @@ from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.backends.faiss import FaissBackend
 from satellites_repo.backends.redis import RedisBackend
 from satellites_repo.errors import ConfigurationError, StartupError
+from satellites_repo.events import InProcessEventBus
 from satellites_repo.orm.unit_of_work import TrackedSession, UnitOfWorkContext
 from satellites_repo.outbox.dispatch import Dispatcher
 from satellites_repo.outbox.follower import Follower
@@ -137,7 +138,9 @@ class Runtime:
         rehydrator = Rehydrator(engine, registry)
         self.source = PostgresSource(engine, self.outbox, rehydrator)
         dispatcher = Dispatcher(self.backends, registry)
-        self.relay = Relay(self.outbox, dispatcher, events, rehydrator, outbox)
+        self.relay = Relay(
+            self.outbox, dispatcher, events, rehydrator, outbox, publishes=_publishes(events)
+        )
         self.followers = [
             Follower(
                 store=self.outbox,
@@ -236,6 +239,14 @@ class Runtime:
         task = asyncio.create_task(work, name=f"satellites {name}")
         task.add_done_callback(_report_crash)
         self._tasks.append(task)
+
+
+def _publishes(events: EventBus) -> Callable[[], bool]:
+    """An in-process bus delivers only while something is subscribed to it; any other
+    bus (a broker) always does."""
+    if isinstance(events, InProcessEventBus):
+        return lambda: events.subscribed
+    return lambda: True
 
 
 def _local(backend: Backend) -> LocalBackend:

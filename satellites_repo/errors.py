@@ -23,6 +23,7 @@ visible. Invalid arguments (a vector of the wrong dimension, ``top_k <= 0``) rai
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 __all__ = [
     "ConcurrencyError",
@@ -31,6 +32,7 @@ __all__ = [
     "LifecycleError",
     "NotFoundError",
     "ProjectionError",
+    "Rejection",
     "RepositoryError",
     "SatellitesError",
     "StartupError",
@@ -104,11 +106,32 @@ class UnavailableError(SatellitesError):
         super().__init__(f"{backend} is unavailable: {message}")
 
 
-class ProjectionError(SatellitesError):
-    """A projection backend rejected or failed a change; the commit itself stands."""
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a backend refused one row. ``permanent``: trying again cannot help (the row's
+    content is at fault), so the row is dead-lettered at once instead of retried."""
 
-    def __init__(self, backend: str, message: str) -> None:
+    reason: str
+    permanent: bool = True
+
+
+class ProjectionError(SatellitesError):
+    """A projection backend rejected or failed a change; the commit itself stands.
+
+    ``rejected`` maps (table, key) of each row the backend refused to the reason: only
+    those rows failed, every other row of the batch was applied. Empty, the whole batch
+    failed (the backend did not answer, say) and every row is still owed.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        message: str,
+        *,
+        rejected: Mapping[tuple[str, str], Rejection] | None = None,
+    ) -> None:
         self.backend = backend
+        self.rejected: dict[tuple[str, str], Rejection] = dict(rejected or {})
         super().__init__(f"{backend}: {message}")
 
 

@@ -108,6 +108,11 @@ class InProcessEventBus:
         if not handlers:
             table.pop(event_type, None)
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether anything is subscribed: a bus without subscribers delivers to no one."""
+        return bool(self._exact or self._patterns)
+
     def handlers_for(self, event_type: str) -> list[EventHandler]:
         """The handlers an event of this type reaches, exact subscriptions first."""
         matched = list(self._exact.get(event_type, ()))

@@ -10,6 +10,7 @@ failing fakes in ``satellites_repo.testing.fakes``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from satellites_repo.events import EventBus
@@ -99,6 +100,11 @@ class RowSource(Protocol):
         """Feed ``apply`` the changes of ``spec`` committed since ``since``; returns how many."""
         ...
 
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Held by one holder of ``name`` at a time, across every process (waits its turn):
+        what keeps two rebuilds of one projection from interleaving."""
+        ...
+
 
 class DriftProbe(Protocol):
     """One backend's view of one repository while ``verify`` compares it with Postgres."""
@@ -171,6 +177,15 @@ class LocalBackend(Backend, Protocol):
 
     @checkpoint.setter
     def checkpoint(self, value: int | None) -> None: ...
+
+    @property
+    def origin(self) -> str | None:
+        """The database identity its content was built from (``None``: unknown); saved
+        with the snapshot, so a snapshot of another database is never trusted."""
+        ...
+
+    @origin.setter
+    def origin(self, value: str | None) -> None: ...
 
     async def persist(self) -> None: ...
 

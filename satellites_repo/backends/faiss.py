@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from satellites_repo.errors import ProjectionError, VectorIndexError
-from satellites_repo.model import Change, json_safe
+from satellites_repo.backends._isolation import bisected, rejected_error
+from satellites_repo.errors import ProjectionError, Rejection, VectorIndexError
+from satellites_repo.model import AnyOf, Change, Operation, json_safe
 from satellites_repo.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -28,29 +30,29 @@ logger = logging.getLogger(__name__)
 REBUILD_BATCH = 2000
 
 
+@dataclass(frozen=True, slots=True)
+class _Upsert:
+    change: Change
+    vector: Sequence[float]
+    metadata: dict[str, Any]
+
+
 class _NamespaceBatch:
     """The upserts and deletes of one batch for one namespace."""
 
     def __init__(self) -> None:
-        self.upsert_ids: list[str] = []
-        self.upsert_vectors: list[Sequence[float]] = []
-        self.upsert_metadata: list[dict[str, Any]] = []
-        self.upsert_versions: list[int | None] = []
-        self.delete_ids: list[str] = []
-        self.delete_versions: list[int | None] = []
+        self.upserts: list[_Upsert] = []
+        self.deletes: list[Change] = []
 
     def add(self, spec: EntitySpec, change: Change) -> None:
         field = spec.vectors
         assert field is not None
         vector = change.payload.get(field.column)
         if vector is None or not spec.indexed(change):  # deleted, or out of ``index_when``
-            self.delete_ids.append(change.key)
-            self.delete_versions.append(change.version)
+            self.deletes.append(change)
             return
-        self.upsert_ids.append(change.key)
-        self.upsert_vectors.append(vector)
-        self.upsert_metadata.append({name: change.payload.get(name) for name in field.metadata})
-        self.upsert_versions.append(change.version)
+        metadata = {name: change.payload.get(name) for name in field.metadata}
+        self.upserts.append(_Upsert(change, vector, metadata))
 
 
 class FaissBackend:
@@ -97,6 +99,14 @@ class FaissBackend:
     def checkpoint(self, value: int | None) -> None:
         self.index.checkpoint = value
 
+    @property
+    def origin(self) -> str | None:
+        return self.index.origin
+
+    @origin.setter
+    def origin(self, value: str | None) -> None:
+        self.index.origin = value
+
     async def persist(self) -> None:
         """Save a snapshot with its checkpoint, so a restart resumes instead of rebuilding."""
         if await self.index.namespaces():
@@ -105,31 +115,48 @@ class FaissBackend:
     # -- writes --------------------------------------------------------------------------
 
     async def apply(self, changes: Sequence[Change]) -> None:
+        """Apply per namespace; a row FAISS refuses (an empty id, a NaN vector) is reported
+        alone in ``ProjectionError.rejected``, its neighbours are applied."""
         batches: dict[str, _NamespaceBatch] = {}
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.vectors is None:
                 continue
             batches.setdefault(spec.vectors.namespace, _NamespaceBatch()).add(spec, change)
+        refused: list[tuple[Change, Rejection]] = []
         for namespace, batch in batches.items():
             try:
-                await self._apply_batch(namespace, batch)
-            except (ValueError, RuntimeError) as exc:
+                refused += await self._apply_batch(namespace, batch)
+            except RuntimeError as exc:
                 raise ProjectionError(self.name, f"namespace {namespace!r}: {exc}") from exc
+        error = rejected_error(self.name, "vector(s)", refused)
+        if error is not None:
+            raise error
 
-    async def _apply_batch(self, namespace: str, batch: _NamespaceBatch) -> None:
-        if batch.upsert_ids:
+    async def _apply_batch(
+        self, namespace: str, batch: _NamespaceBatch
+    ) -> list[tuple[Change, Rejection]]:
+        async def upsert(items: Sequence[_Upsert]) -> list[tuple[_Upsert, Rejection]]:
             await self.index.upsert_many(
                 namespace,
-                batch.upsert_ids,
-                batch.upsert_vectors,
-                batch.upsert_metadata,
-                versions=batch.upsert_versions,
+                [item.change.key for item in items],
+                [item.vector for item in items],
+                [item.metadata for item in items],
+                versions=[item.change.version for item in items],
             )
-        if batch.delete_ids:
+            return []
+
+        async def delete(items: Sequence[Change]) -> list[tuple[Change, Rejection]]:
+            keys = [change.key for change in items]
             await self.index.delete_many(
-                namespace, batch.delete_ids, versions=batch.delete_versions
+                namespace, keys, versions=[change.version for change in items]
             )
+            return []
+
+        refused = [
+            (item.change, why) for item, why in await bisected(batch.upserts, upsert, _refusal)
+        ]
+        return refused + await bisected(batch.deletes, delete, _refusal)
 
     # -- VectorRanker --------------------------------------------------------------------
 
@@ -159,17 +186,27 @@ class FaissBackend:
         columns += [getattr(model, name) for name in field.metadata]
         loaded = 0
         async for rows in source.rows(spec, columns, REBUILD_BATCH):
-            present = [row for row in rows if row[2] is not None]
-            await self.index.upsert_many(
-                field.namespace,
-                [str(row[0]) for row in present],
-                [row[2] for row in present],
-                [_metadata(field.metadata, row[3:]) for row in present],
-                versions=[row[1] for row in present],
-            )
-            loaded += len(present)
+            batch = _NamespaceBatch()
+            batch.upserts = [
+                _Upsert(
+                    Change(spec.table, str(row[0]), Operation.CREATED, row[1], {}),
+                    row[2],
+                    _metadata(field.metadata, row[3:]),
+                )
+                for row in rows
+                if row[2] is not None
+            ]
+            loaded += await self._load(spec, batch)
             progress(loaded)
         return loaded
+
+    async def _load(self, spec: EntitySpec, batch: _NamespaceBatch) -> int:
+        """A rebuild's batch; a row FAISS refuses is left out and said, never fails a start."""
+        assert spec.vectors is not None
+        refused = await self._apply_batch(spec.vectors.namespace, batch)
+        for change, why in refused:
+            logger.error("%s %r left out of FAISS: %s", spec.name, change.key, why.reason)
+        return len(batch.upserts) - len(refused)
 
     async def _rebuild_matching(
         self, spec: EntitySpec, source: RowSource, progress: Progress
@@ -181,9 +218,8 @@ class FaissBackend:
             batch = _NamespaceBatch()
             for change in changes:
                 batch.add(spec, change)
-            batch.delete_ids, batch.delete_versions = [], []  # the namespace is empty
-            await self._apply_batch(spec.vectors.namespace, batch)
-            loaded += len(batch.upsert_ids)
+            batch.deletes = []  # the namespace is empty
+            loaded += await self._load(spec, batch)
             progress(loaded)
         return loaded
 
@@ -216,6 +252,11 @@ class _VectorProbe:
         }
 
 
+def _refusal(exc: Exception) -> Rejection | None:
+    """FAISS refuses a row's content with ``ValueError`` (bad id, vector or metadata)."""
+    return Rejection(str(exc)) if isinstance(exc, ValueError) else None
+
+
 def _filters(field: VectorField, filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not filters:
         return None
@@ -226,8 +267,7 @@ def _filters(field: VectorField, filters: Mapping[str, Any] | None) -> dict[str,
             f"filterable metadata is {list(field.metadata)}"
         )
     return {
-        name: list(value) if isinstance(value, tuple | set | frozenset) else value
-        for name, value in filters.items()
+        name: list(value) if isinstance(value, AnyOf) else value for name, value in filters.items()
     }
 
 

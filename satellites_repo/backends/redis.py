@@ -21,7 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from satellites_repo.errors import ProjectionError, UnavailableError
+from satellites_repo.backends._isolation import rejected_error
+from satellites_repo.errors import ProjectionError, Rejection, UnavailableError
 from satellites_repo.health import proven
 from satellites_repo.model import Change, Operation, json_bytes
 from satellites_repo.retry import FailureLog
@@ -129,7 +130,10 @@ class RedisBackend:
         await _ping(self.client)
 
     async def apply(self, changes: Sequence[Change]) -> None:
+        """One pipeline; a key Redis refuses (an error reply) is reported alone in
+        ``ProjectionError.rejected`` and stays owed, the other keys are written."""
         writes: list[tuple[str, int, bytes, int]] = []
+        written: list[Change] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.cache is None:
@@ -139,20 +143,31 @@ class RedisBackend:
             else:
                 body, ttl = json_bytes(change.payload), spec.cache.ttl
             writes.append((self.key(change.table, change.key), change.version, body, ttl))
+            written.append(change)
         try:
-            await self._write(writes)
+            replies = await self._write(writes)
         except _ERRORS as exc:
             raise ProjectionError(self.name, f"cache write failed: {exc}") from exc
+        refused = [
+            (change, Rejection(f"{type(reply).__name__}: {reply}", permanent=False))
+            for change, reply in zip(written, replies, strict=True)
+            if isinstance(reply, Exception)
+        ]
+        error = rejected_error(self.name, "key(s)", refused)
+        if error is not None:
+            raise error
 
-    async def _write(self, writes: Sequence[tuple[str, int, bytes, int]]) -> None:
-        """Guarded writes of (key, version, body, ttl), in one pipeline round trip."""
+    async def _write(self, writes: Sequence[tuple[str, int, bytes, int]]) -> list[Any]:
+        """Guarded writes of (key, version, body, ttl) in one pipeline round trip; the
+        reply of each (an exception where Redis refused that key)."""
         if not writes:
-            return
+            return []
         async with self.client.pipeline(transaction=False) as pipe:
             for key, version, body, ttl in writes:
                 value = b"%d:%s" % (version, body)
                 await self._guarded_set(keys=[key], args=[version, value, ttl], client=pipe)
-            await pipe.execute()
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
 
     async def read(self, spec: EntitySpec, keys: Sequence[str]) -> list[CachedRow | None]:
         """One MGET; ``None`` where the key is absent or unreadable."""

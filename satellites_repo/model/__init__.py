@@ -12,6 +12,7 @@ from satellites_repo.model.fields import Computed, FieldType, Row, Text
 from satellites_repo.model.filters import Range
 from satellites_repo.model.policies import KEY_FIELD, CachePolicy, SearchIndex, VectorField
 from satellites_repo.model.results import (
+    AnyOf,
     HybridHit,
     Page,
     Query,
@@ -33,6 +34,7 @@ from satellites_repo.model.vector import Vector, as_float32_vector
 
 __all__ = [
     "KEY_FIELD",
+    "AnyOf",
     "CachePolicy",
     "Change",
     "ChangeSet",

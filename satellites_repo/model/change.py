@@ -27,7 +27,26 @@ if TYPE_CHECKING:
 
     from satellites_repo.model.spec import Registry
 
-__all__ = ["Change", "ChangeSet", "Operation"]
+__all__ = ["MAX_KEY_BYTES", "Change", "ChangeSet", "Operation", "check_key"]
+
+MAX_KEY_BYTES = 512
+"""The longest key (as UTF-8 text) every backend holds: Elasticsearch's ``_id`` limit."""
+
+
+def check_key(entity: str, key: str) -> None:
+    """Refuse a primary key some backend cannot hold (before COMMIT, naming it).
+
+    Refused rather than mapped (say, hashed): the key stays the same text in Postgres,
+    Redis, Elasticsearch, FAISS and events, so every projection is found by it.
+    """
+    if not key:
+        raise ValueError(f"{entity}: an empty primary key cannot be projected")
+    size = len(key.encode())
+    if size > MAX_KEY_BYTES:
+        raise ValueError(
+            f"{entity}: primary key {key[:40]!r}... is {size} bytes; projected keys are "
+            f"at most {MAX_KEY_BYTES} bytes (Elasticsearch's _id limit)"
+        )
 
 
 class Operation(enum.StrEnum):
@@ -112,6 +131,8 @@ class ChangeSet:
             return
         codec = spec.codec
         key = str(codec.key_of(entity))
+        if spec.projected:
+            check_key(type(entity).__name__, key)
         version = int(getattr(entity, "version", 0) or 0)
         if operation is Operation.DELETED:
             version += 1

@@ -3,27 +3,52 @@
 Cached values are frozen data, never live ORM objects or pickles: a row is encoded to
 JSON with orjson and decoded with a pydantic validator built from the column types, so
 a UUID comes back a UUID and a timestamp a timezone-aware datetime.
+
+Values JSON has no form for are written as strings pydantic reads back: a NaN or infinite
+float (a column's value, or a value of a mapping such as a payload) as ``"NaN"``,
+``"Infinity"``, ``"-Infinity"`` (orjson alone would write ``null``); a ``timedelta`` (an
+``Interval`` column) as an ISO 8601 duration; a ``Decimal`` as its exact digits. A model
+with a column type the codec cannot carry is refused when it is declared.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import decimal
 import enum
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
+from pydantic_core import to_jsonable_python
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.session import make_transient_to_detached
 from typing_extensions import TypedDict
 
-__all__ = ["RowCodec", "json_bytes", "json_default", "json_safe"]
+__all__ = [
+    "NON_FINITE",
+    "RowCodec",
+    "json_bytes",
+    "json_default",
+    "json_safe",
+    "unencodable_columns",
+]
 
 T = TypeVar("T")
+
+NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})
+"""How a NaN or infinite float is written (pydantic reads each back as the float)."""
+
+ENCODABLE: tuple[type, ...] = (
+    str, int, float, bool, decimal.Decimal, dt.datetime, dt.date, dt.time, dt.timedelta,
+    uuid.UUID, bytes, dict, list, tuple, enum.Enum,
+)  # fmt: skip
+"""Column Python types the codec writes and reads back (a column typed ``Any`` passes)."""
 
 
 def json_default(value: Any) -> Any:
@@ -38,12 +63,31 @@ def json_default(value: Any) -> Any:
         return sorted(value)
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, dt.timedelta):
+        return to_jsonable_python(value)  # ISO 8601, exactly as pydantic reads it back
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 def json_bytes(value: Any) -> bytes:
     """``value`` as JSON: the one encoder behind the cache, the outbox, events and documents."""
-    return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(_finite(value), default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _finite(value: Any) -> Any:
+    """Non-finite floats (a scalar, or the values of a mapping) as their string markers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _non_finite(value)
+    if isinstance(value, Mapping) and any(
+        isinstance(item, float) and not math.isfinite(item) for item in value.values()
+    ):
+        return {name: _finite(item) for name, item in value.items()}
+    return value
+
+
+def _non_finite(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 def json_safe(value: Any) -> Any:
@@ -63,6 +107,16 @@ def _python_type(column_type: Any) -> Any:
         return column_type.python_type
     except NotImplementedError:
         return Any
+
+
+def unencodable_columns(mapper: Mapper[Any]) -> list[str]:
+    """Columns whose Python type the codec cannot write and read back (``name: type``)."""
+    found = []
+    for attr in mapper.column_attrs:
+        kind = _python_type(attr.columns[0].type)
+        if kind is not Any and not (isinstance(kind, type) and issubclass(kind, ENCODABLE)):
+            found.append(f"{attr.key}: {getattr(kind, '__name__', kind)}")
+    return found
 
 
 class RowCodec:
@@ -86,6 +140,7 @@ class RowCodec:
         # One TypedDict per model lets pydantic-core parse and type a cached row in one pass.
         make_typed_dict: Any = TypedDict
         row_type = make_typed_dict(f"{self.model.__name__}Row", fields, total=False)
+        row_type.__pydantic_config__ = ConfigDict(allow_inf_nan=True)  # as Postgres allows
         self._adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(row_type)
         self._key_adapter: TypeAdapter[Any] = TypeAdapter(fields[self.primary_key])
 

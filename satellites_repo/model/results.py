@@ -61,6 +61,30 @@ class SearchOptions(TypedDict, total=False):
     include_deleted: bool
 
 
+class AnyOf(tuple[Any, ...]):
+    """A filter value that matches any of the values given: ``{"status": AnyOf("a", "b")}``.
+
+    The one way to widen a filter: a plain list, tuple or set is refused, so a value that
+    arrives as a list (``tenant_id=["acme", "evil"]`` from a request) can never widen a
+    tenant filter by accident.
+    """
+
+    def __new__(cls, *values: Any) -> AnyOf:
+        if not values:
+            raise ValueError("AnyOf() needs at least one value")
+        return super().__new__(cls, values)
+
+
+def check_filters(filters: Mapping[str, Any] | None) -> None:
+    """Refuse collection values that are not ``AnyOf`` (naming the field)."""
+    for name, value in (filters or {}).items():
+        if isinstance(value, list | tuple | set | frozenset) and not isinstance(value, AnyOf):
+            raise ValueError(
+                f"filter {name!r} got a {type(value).__name__}; a filter matches one value, "
+                f"pass AnyOf(...) to match any of several"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class TextQuery:
     """A full-text ranking request, checked by the ORM layer before a backend sees it."""
@@ -76,6 +100,7 @@ class TextQuery:
     include_deleted: bool = False
 
     def __post_init__(self) -> None:
+        check_filters(self.filters)
         for name in ("sort", "facets"):
             value = getattr(self, name)
             if isinstance(value, str):  # sort="-opened_at": one field, not its letters
@@ -101,6 +126,9 @@ class SuggestQuery:
     filters: Mapping[str, Any] | None = None
     include_deleted: bool = False
 
+    def __post_init__(self) -> None:
+        check_filters(self.filters)
+
 
 @dataclass(frozen=True, slots=True)
 class Suggestion:
@@ -118,6 +146,9 @@ class VectorQuery:
     vector: list[float]
     k: int
     filters: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        check_filters(self.filters)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import NoInspectionAvailable
 
 from satellites_repo.errors import ConfigurationError
 from satellites_repo.model.change import Change, Operation
-from satellites_repo.model.codec import RowCodec
+from satellites_repo.model.codec import RowCodec, unencodable_columns
 from satellites_repo.model.fields import Row
 from satellites_repo.model.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
 from satellites_repo.model.vector import Vector
@@ -151,6 +151,12 @@ def _spec_of(repository: type[Any]) -> EntitySpec:
         codec = RowCodec(mapper)
     except ValueError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
+    unencodable = unencodable_columns(mapper)
+    if unencodable:
+        raise ConfigurationError(
+            f"{name}: {model.__name__} has columns whose values cannot be cached, indexed or "
+            f"published as JSON: {', '.join(unencodable)}"
+        )
     soft_delete: str | None = getattr(model, "soft_delete_column", None)
     search = _declared_search(repository)
     if search is not None and soft_delete is not None and soft_delete not in search.fields:

@@ -78,9 +78,11 @@ class BoundSearch(Generic[T]):
     async def __call__(self, query: Query, **options: Unpack[SearchOptions]) -> SearchPage[T]:
         """Text (matched against every text field) or a raw Elasticsearch query dict.
 
-        See ``SearchOptions`` for filters, sort, facets and ``after`` cursors. A ranked hit
-        whose row is gone (the index not caught up yet) is skipped and the page refilled
-        with the hits after it, so a page is short only at the end; ``dropped`` counts them.
+        See ``SearchOptions`` for filters (``AnyOf(...)`` for any of several values; a list
+        is refused, so it cannot widen a tenant filter), sort, facets and ``after`` cursors.
+        A ranked hit whose row is gone (the index not caught up yet) is skipped and the
+        page refilled with the hits after it, so a page is short only at the end;
+        ``dropped`` counts them.
         """
         with observe.read_span("search", self._repository.spec.table):
             return await self._search(_checked(TextQuery(query, **options)))

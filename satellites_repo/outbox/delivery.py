@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from satellites_repo.errors import Rejection
 from satellites_repo.outbox.records import EVENTS_TARGET, OutboxRecord
 from satellites_repo.outbox.store import Settlement
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["Delivery", "deliver"]
 
 logger = logging.getLogger(__name__)
+
+LEFT_FOR_SUBSCRIBERS = Rejection("left for a process with subscribers", permanent=False)
+"""Not a failure: an event this process does not publish (it has no subscribers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +44,18 @@ async def deliver(
     rehydrator: Rehydrator,
     *,
     local_targets: Sequence[str] = (),
+    publish: bool = True,
 ) -> Delivery:
     """Apply each row's pending targets (plus ``local_targets``) and publish its event.
+
+    ``publish`` false: the events are left owed (without an error, due at once) for a
+    process whose bus has subscribers.
 
     Returns the settlements to record (per group of rows, the targets that failed and
     why) and which ``local_targets`` failed. Those are projections of this process only
     (FAISS), applied but never owed in the outbox: every process's follower applies them.
     """
-    failed: dict[int, dict[str, str]] = defaultdict(dict)
+    failed: dict[int, dict[str, Rejection]] = defaultdict(dict)
     local_failures: set[str] = set()
     for pending, group in _by_pending(records).items():
         changes = await rehydrator.complete(
@@ -64,15 +72,21 @@ async def deliver(
             missed = {(change.table, change.key) for change in failure.changes}
             for record in group:
                 if (record.entity, record.key) in missed:
-                    failed[record.seq][failure.target] = failure.error
+                    reason = failure.reason(record.entity, record.key)
+                    failed[record.seq][failure.target] = reason
     publishing = [record for record in records if EVENTS_TARGET in record.pending]
+    if not publish:
+        for record in publishing:
+            failed[record.seq][EVENTS_TARGET] = LEFT_FOR_SUBSCRIBERS
+        publishing = []
     if publishing:
         try:
             await events.publish_many([record.event() for record in publishing])
         except Exception as exc:
             logger.warning("publishing %d event(s) failed: %s", len(publishing), exc)
             for record in publishing:
-                failed[record.seq][EVENTS_TARGET] = f"{type(exc).__name__}: {exc}"
+                reason = Rejection(f"{type(exc).__name__}: {exc}", permanent=False)
+                failed[record.seq][EVENTS_TARGET] = reason
     return Delivery(_settlements(records, failed), frozenset(local_failures))
 
 
@@ -85,15 +99,24 @@ def _by_pending(records: Sequence[OutboxRecord]) -> dict[tuple[str, ...], list[O
 
 
 def _settlements(
-    records: Sequence[OutboxRecord], failed: dict[int, dict[str, str]]
+    records: Sequence[OutboxRecord], failed: dict[int, dict[str, Rejection]]
 ) -> list[Settlement]:
-    grouped: dict[tuple[tuple[str, ...], str | None, int], list[int]] = defaultdict(list)
+    """One settlement per outcome. A row a backend refused for its content (a permanent
+    rejection) is dead-lettered at once with the reason: retrying cannot help it, and
+    ``satellites outbox retry-dead`` gives it new attempts once the cause is fixed."""
+    grouped: dict[tuple[tuple[str, ...], str | None, int, bool], list[int]] = defaultdict(list)
     for record in records:
         errors = failed.get(record.seq, {})
         remaining = tuple(sorted(errors))
-        error = "; ".join(f"{target}: {errors[target]}" for target in remaining) or None
-        grouped[(remaining, error, record.attempts)].append(record.seq)
+        reasons = "; ".join(
+            f"{target}: {errors[target].reason}"
+            for target in remaining
+            if errors[target] is not LEFT_FOR_SUBSCRIBERS
+        )
+        error = reasons or None
+        dead = any(errors[target].permanent for target in remaining)
+        grouped[(remaining, error, record.attempts, dead)].append(record.seq)
     return [
-        Settlement(tuple(seqs), remaining, error, attempt)
-        for (remaining, error, attempt), seqs in grouped.items()
+        Settlement(tuple(seqs), remaining, error, attempt, dead=dead)
+        for (remaining, error, attempt, dead), seqs in grouped.items()
     ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from satellites_repo import observe
+from satellites_repo.errors import ProjectionError, Rejection
 
 if TYPE_CHECKING:
     from satellites_repo.model import Change, Registry
@@ -21,11 +22,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Changes one backend could not apply, and why."""
+    """Changes one backend could not apply, and why.
+
+    ``rejected``: the rows the backend refused one by one, (table, key) -> why; then
+    ``changes`` holds only those, and the rest of the batch was applied.
+    """
 
     target: BackendName
     changes: tuple[Change, ...]
     error: str
+    rejected: Mapping[tuple[str, str], Rejection] = field(default_factory=dict)
+
+    def reason(self, table: str, key: str) -> Rejection:
+        """Why this row failed: its own rejection, or the whole batch's error (retryable)."""
+        return self.rejected.get((table, key)) or Rejection(self.error, permanent=False)
 
 
 class Dispatcher:
@@ -83,7 +93,7 @@ class Dispatcher:
                 continue
             if not isinstance(outcome, Exception):
                 raise outcome
-            failure = Failure(backend.name, batch, f"{type(outcome).__name__}: {outcome}")
+            failure = _failure(backend.name, batch, outcome)
             failures.append(failure)
             logger.warning(
                 "%s failed for %d change(s): %s",
@@ -119,3 +129,11 @@ def _log_fields(batch: Sequence[Change]) -> dict[str, str | int]:
     table = next(iter(tables)) if len(tables) == 1 else None
     key = batch[0].key if len(batch) == 1 else None
     return observe.log_fields(table=table, key=key)
+
+
+def _failure(target: BackendName, batch: tuple[Change, ...], error: Exception) -> Failure:
+    message = f"{type(error).__name__}: {error}"
+    if isinstance(error, ProjectionError) and error.rejected:
+        refused = tuple(c for c in batch if (c.table, c.key) in error.rejected)
+        return Failure(target, refused, message, error.rejected)
+    return Failure(target, batch, message)

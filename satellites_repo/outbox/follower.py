@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from satellites_repo.errors import ProjectionError
 from satellites_repo.outbox.table import OUTBOX_CHANNEL
 from satellites_repo.retry import FailureLog
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from satellites_repo.model import EntitySpec, Registry
     from satellites_repo.outbox.records import OutboxRecord
     from satellites_repo.outbox.rehydrate import Rehydrator
-    from satellites_repo.outbox.store import OutboxStore
+    from satellites_repo.outbox.store import FollowPoint, OutboxStore
     from satellites_repo.types import LocalBackend, RowSource
 
 __all__ = ["Follower"]
@@ -55,9 +56,13 @@ class Follower:
         self.failures = FailureLog(logger, f"following the outbox into {backend.name}")
         # Transactions this process's fast path applies to its own copy itself: their rows
         # are not read back. ``_claimed`` ones are still being applied (or committed) and
-        # hold the position back, so that one given back is still followed.
+        # hold the position back, so that one given back (``_released``) is still followed.
+        # ``_applied`` keeps only those the next read could still see: with ``_point``,
+        # what is remembered is bounded by the transactions open at once, not by commits.
         self._claimed: set[int] = set()
         self._applied: set[int] = set()
+        self._released: set[int] = set()
+        self._point: FollowPoint | None = None
 
     def claim(self, txid: int) -> None:
         """Before COMMIT: this process will apply the transaction's changes itself."""
@@ -72,21 +77,44 @@ class Follower:
 
     def release(self, txid: int) -> None:
         """The commit or the fast path failed: follow the transaction like any other."""
-        self._claimed.discard(txid)
+        if txid in self._claimed:
+            self._claimed.discard(txid)
+            self._released.add(txid)
 
     @property
     def tables(self) -> list[str]:
         return [spec.table for spec in self._specs]
 
     async def catch_up(self) -> None:
-        """Bring the copy up to date at start: follow from its checkpoint, or rebuild."""
+        """Bring the copy up to date at start: follow from its checkpoint, or rebuild.
+
+        The snapshot is trusted only if it was made from this database (its identity:
+        system identifier, database, schema) and its position is one this database has
+        reached and still holds in the outbox; otherwise Postgres rebuilds it.
+        """
         if not self._specs:
             return
-        position = self.backend.checkpoint
-        if position is None or position < await self._store.purged_upto():
+        if self.backend.checkpoint is None:
+            await self.rebuild()
+            return
+        distrust = await self._distrust()
+        if distrust is not None:
+            logger.warning("%s snapshot not used (%s): rebuilding", self.backend.name, distrust)
             await self.rebuild()
             return
         await self.follow_once()
+
+    async def _distrust(self) -> str | None:
+        """Why the loaded snapshot cannot be followed from, or ``None``."""
+        position, origin = self.backend.checkpoint or 0, self.backend.origin
+        identity = await self._store.identity()
+        if origin != identity:
+            return f"made for {origin or 'an unknown database'}, this is {identity}"
+        if position < await self._store.purged_upto():
+            return "the outbox was purged past its position"
+        if position > await self._store.current_position():
+            return "its position is ahead of the database (restored from a backup?)"
+        return None
 
     async def rebuild(self, specs: Sequence[EntitySpec] | None = None) -> int:
         """Reload repositories from Postgres; returns the rows loaded.
@@ -100,6 +128,8 @@ class Follower:
             for spec in specs or self._specs:
                 loaded += await self.backend.rebuild(spec, self._source, lambda done: None)
             self.backend.checkpoint = position
+            self.backend.origin = await self._store.identity()
+            self._point = None
         logger.info("rebuilt %s from Postgres: %d row(s)", self.backend.name, loaded)
         return loaded
 
@@ -109,21 +139,31 @@ class Follower:
             return
         async with self._lock:
             claimed = set(self._claimed)
-            position = await self._store.follow(
-                self.backend.checkpoint,
+            released = set(self._released)
+            point = await self._store.follow(
+                self._point if self._point is not None else self.backend.checkpoint,
                 self.tables,
                 self._apply,
                 page_size=self._page_size,
                 skip=sorted(self._applied | claimed),
+                reread=released,
             )
-            if claimed:
-                position = min(position, *claimed)
-            self.backend.checkpoint = position
-            self._applied = {txid for txid in self._applied if txid >= position}
+            self._point = point
+            self._released -= released
+            self.backend.checkpoint = min({point.xmin, *claimed, *self._released})
+            self._applied = {txid for txid in self._applied if point.holds(txid)}
 
     async def _apply(self, records: list[OutboxRecord]) -> None:
+        """Apply a page; rows the backend refuses are logged and passed over, never
+        retried here (each instance's copy would stop following at a poison row)."""
         changes = [record.change for record in records if record.change is not None]
-        await self.backend.apply(await self._rehydrator.complete(changes))
+        try:
+            await self.backend.apply(await self._rehydrator.complete(changes))
+        except ProjectionError as exc:
+            if not exc.rejected:
+                raise
+            for (table, key), why in exc.rejected.items():
+                logger.error("%s: %s %r not applied: %s", self.backend.name, table, key, why.reason)
 
     async def run(self, listener: asyncpg.Connection) -> None:
         """Follow until cancelled: woken by NOTIFY on ``listener``, else every poll interval."""

@@ -3,6 +3,11 @@
 Several relays may run at once (instances of the app, ``satellites outbox relay``): each
 claims disjoint rows with ``FOR UPDATE SKIP LOCKED``; versions keep replays harmless
 and out-of-order delivery from moving a projection backwards.
+
+A relay whose process has no subscribers (``satellites outbox relay``, ``verify --repair``,
+a worker built without the application's handlers) applies the projections only and
+leaves the events owed, due at once, for a relay of a process that has subscribers:
+publishing them to an empty in-process bus would mark them delivered to no one.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from satellites_repo import observe
@@ -37,7 +42,9 @@ class DueRows(Protocol):
     @property
     def backoff(self) -> Backoff: ...
 
-    async def claim(self, limit: int, lease_seconds: float) -> list[OutboxRecord]: ...
+    async def claim(
+        self, limit: int, lease_seconds: float, *, events: bool = True
+    ) -> list[OutboxRecord]: ...
 
     async def settle(self, settlements: Iterable[Settlement]) -> None: ...
 
@@ -52,7 +59,11 @@ class Relay:
         events: EventBus,
         rehydrator: Rehydrator,
         config: OutboxConfig,
+        *,
+        publishes: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``publishes``: whether this process delivers events (asked at every pass)."""
+        self._publishes = publishes
         self._store = store
         self._dispatcher = dispatcher
         self._events = events
@@ -62,10 +73,15 @@ class Relay:
 
     async def run_once(self) -> int:
         """Deliver one batch of due rows; returns how many were claimed."""
-        records = await self._store.claim(self._config.batch_size, self._config.lease_seconds)
+        publish = self._publishes()
+        records = await self._store.claim(
+            self._config.batch_size, self._config.lease_seconds, events=publish
+        )
         if records:
             with observe.relay_batch((record.stamp for record in records), len(records)):
-                delivery = await deliver(records, self._dispatcher, self._events, self._rehydrator)
+                delivery = await deliver(
+                    records, self._dispatcher, self._events, self._rehydrator, publish=publish
+                )
                 settlements = delivery.settlements
                 await self._store.settle(settlements)
             left = sum(len(s.seqs) for s in settlements if s.remaining)

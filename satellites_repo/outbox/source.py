@@ -7,7 +7,10 @@ taken before the stream started, so a change made during the rebuild is never lo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
 
 from satellites_repo.model.rows import stream_changes, stream_rows
 
@@ -55,3 +58,16 @@ class PostgresSource:
 
         await self._store.follow(since, [spec.table], page, page_size=REPLAY_PAGE)
         return replayed
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """A Postgres advisory lock keyed on ``name``, on a connection of its own."""
+        async with self._engine.connect() as connection:
+            key = {"name": f"satellites:{name}"}
+            await connection.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), key)
+            await connection.commit()
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+                await connection.commit()

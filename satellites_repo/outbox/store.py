@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import orjson
 from sqlalchemy import insert, select, text
 
@@ -27,29 +28,56 @@ from satellites_repo.outbox.table import OUTBOX_CHANNEL, meta_table, outbox_tabl
 from satellites_repo.retry import Backoff
 
 if TYPE_CHECKING:
-    import asyncpg
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from satellites_repo.events import DataEvent
     from satellites_repo.model.change import Change
 
-__all__ = ["OutboxStatus", "OutboxStore", "Settlement"]
+__all__ = ["FollowPoint", "OutboxStatus", "OutboxStore", "Settlement"]
 
 _COLUMNS = (
     "seq, event_id, txid, entity, key, operation, version, "
     "payload::text AS payload, pending, attempts"
 )
 PURGED_UPTO = "outbox_purged_upto_txid"
+_SNAPSHOT = (
+    "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax,"
+    " ARRAY(SELECT pg_snapshot_xip(s)::text::bigint) AS xip FROM pg_current_snapshot() AS s"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """Targets that failed for some rows after an attempt, and why."""
+    """Targets that failed for some rows after an attempt, and why.
+
+    ``dead``: dead-letter the rows now (a backend refused their content), whatever
+    their attempts; otherwise they are dead only after ``max_attempts``.
+    """
 
     seqs: tuple[int, ...]
     remaining: tuple[str, ...]
     error: str | None
     attempt: int = 1
+    dead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FollowPoint:
+    """How far a follower has read: every transaction below ``xmin``, and every one
+    below ``xmax`` but those in ``pending`` (in progress when it read)."""
+
+    xmin: int
+    xmax: int
+    pending: frozenset[int] = frozenset()
+
+    @classmethod
+    def at(cls, position: int) -> FollowPoint:
+        """Nothing known beyond ``position``: read every transaction from it on."""
+        return cls(position, position)
+
+    def holds(self, txid: int) -> bool:
+        """Whether a transaction is still to be read (or skipped) after this point."""
+        return txid >= self.xmax or txid in self.pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +184,11 @@ class OutboxStore:
     # -- after COMMIT ----------------------------------------------------------------------
 
     async def settle(self, settlements: Iterable[Settlement]) -> None:
-        """Record the outcome of one attempt: done rows, or what is still owed and when."""
+        """Record the outcome of one attempt: done rows, or what is still owed and when.
+
+        Rows owed without an error (events left for a process with subscribers) are due
+        at once and never dead-lettered for it.
+        """
         # One statement per outcome, each committed on its own: rows are independent.
         async with self._pool.acquire() as connection:
             for settlement in settlements:
@@ -170,28 +202,33 @@ class OutboxStore:
                 await connection.execute(
                     "UPDATE satellites_outbox SET pending = $2::text[], last_error = $3, "
                     "next_attempt_at = now() + make_interval(secs => $4), "
-                    "dead_at = CASE WHEN attempts >= $5 THEN now() END "
-                    "WHERE seq = ANY($1::bigint[])",
+                    "dead_at = CASE WHEN $6 OR ($3::text IS NOT NULL AND attempts >= $5) "
+                    "THEN now() END WHERE seq = ANY($1::bigint[])",
                     list(settlement.seqs),
                     list(settlement.remaining),
                     settlement.error,
-                    self.backoff.delay(settlement.attempt),
+                    0.0 if settlement.error is None else self.backoff.delay(settlement.attempt),
                     self._max_attempts,
+                    settlement.dead,
                 )
 
-    async def claim(self, limit: int, lease_seconds: float) -> list[OutboxRecord]:
+    async def claim(
+        self, limit: int, lease_seconds: float, *, events: bool = True
+    ) -> list[OutboxRecord]:
         """Take up to ``limit`` due rows, oldest first, for ``lease_seconds``.
 
         ``FOR UPDATE SKIP LOCKED`` lets several relays claim disjoint rows; the lease
         (a later ``next_attempt_at``) keeps a crashed relay's rows from being lost.
+        ``events`` false: only rows owed to a projection (a relay that does not publish).
         """
+        owed = "pending" if events else f"array_remove(pending, '{EVENTS_TARGET}')"
         rows = await self._pool.fetch(
             f"""
             UPDATE satellites_outbox AS o
                SET attempts = o.attempts + 1,
                    next_attempt_at = now() + make_interval(secs => $2)
               FROM (SELECT seq FROM satellites_outbox
-                     WHERE cardinality(pending) > 0 AND dead_at IS NULL
+                     WHERE cardinality({owed}) > 0 AND dead_at IS NULL
                        AND next_attempt_at <= now()
                      ORDER BY seq
                      LIMIT $1
@@ -206,46 +243,55 @@ class OutboxStore:
 
     async def follow(
         self,
-        position: int | None,
+        start: FollowPoint | int | None,
         entities: Sequence[str],
         apply: Callable[[list[OutboxRecord]], Awaitable[None]],
         *,
         page_size: int,
         skip: Sequence[int] = (),
-    ) -> int:
-        """Feed ``apply`` every committed row of ``entities`` from ``position`` on.
+        reread: Iterable[int] = (),
+    ) -> FollowPoint:
+        """Feed ``apply`` every committed row of ``entities`` not read before ``start``.
 
-        Pages are read in (txid, seq) order inside one snapshot. The position returned is
-        that snapshot's xmin: every transaction below it has finished, so no row below it
-        can appear later. Rows of transactions at or after it are read again next time;
-        applying them twice is harmless (versions). Rows of the ``skip`` transactions
-        (already applied by this process) are not read at all.
+        Pages are read in (txid, seq) order inside one snapshot, and the point returned is
+        that snapshot: every transaction below its ``xmax`` has been read, except those
+        still in progress then (``pending``), which the next call reads with any newer
+        ones. So each committed row is read once, however long another transaction stays
+        open, and what is remembered is bounded by the transactions open at once. Rows of
+        the ``skip`` transactions (applied by this process) are not read; ``reread`` names
+        transactions below ``xmax`` to read again (a claim given back).
         """
+        point = FollowPoint.at(start or 0) if not isinstance(start, FollowPoint) else start
+        again = sorted({*point.pending, *reread})
         async with (
             self._pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            xmin = await connection.fetchval(
-                "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
-            )
-            after = (position or 0, 0)
+            snapshot = await connection.fetchrow(_SNAPSHOT)
+            assert snapshot is not None
+            after = (min([point.xmin, *again]), 0)
             while True:
                 rows = await connection.fetch(
                     f"SELECT {_COLUMNS} FROM satellites_outbox "
                     "WHERE txid >= $1 AND (txid, seq) > ($1, $2) AND entity = ANY($3::text[]) "
+                    "AND (txid >= $6 OR txid = ANY($7::bigint[])) "
                     "AND txid <> ALL($5::bigint[]) ORDER BY txid, seq LIMIT $4",
                     after[0],
                     after[1],
                     list(entities),
                     page_size,
                     list(skip),
+                    point.xmax,
+                    again,
                 )
                 if rows:
                     page = [_record(row) for row in rows]
                     await apply(page)
                     after = (page[-1].txid, page[-1].seq)
                 if len(rows) < page_size:
-                    return int(xmin)
+                    return FollowPoint(
+                        int(snapshot["xmin"]), int(snapshot["xmax"]), frozenset(snapshot["xip"])
+                    )
 
     async def current_position(self) -> int:
         """The current snapshot's xmin: every transaction below it has finished."""
@@ -253,6 +299,23 @@ class OutboxStore:
             "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
         )
         return int(value)
+
+    async def identity(self) -> str:
+        """This database as snapshots record it: ``<system identifier>/<database>/<schema>``.
+
+        The system identifier (unique per cluster, kept by physical backups) is read only
+        by privileged roles; without the privilege it is recorded as ``?``.
+        """
+        async with self._pool.acquire() as connection:
+            try:
+                system: object = await connection.fetchval(
+                    "SELECT system_identifier::text FROM pg_control_system()"
+                )
+            except asyncpg.InsufficientPrivilegeError:
+                system = "?"
+            where = await connection.fetchrow("SELECT current_database(), current_schema()")
+        assert where is not None
+        return f"{system}/{where[0]}/{where[1]}"
 
     async def purged_upto(self) -> int:
         value = await self._pool.fetchval(

@@ -5,7 +5,8 @@ the read path without servers, and see exactly what reached each seam:
 
 ``FakeBackend``
     A ``Backend`` (and ``LocalBackend``) that records every batch it applies; set
-    ``failure`` to make every apply raise, or ``poison`` to refuse changes of some keys.
+    ``failure`` to make every apply raise, or ``poison`` to refuse changes of some keys
+    (each alone: the others are applied, as the real backends do).
 ``RecordingBus``
     An ``EventBus`` that records what was published; ``failure`` makes publishing raise.
 ``FakeCache``, ``FakeTextRanker``, ``FakeVectorRanker``, ``FakeReaders``
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from satellites_repo.errors import ProjectionError, UnavailableError
+from satellites_repo.errors import ProjectionError, Rejection, UnavailableError
 from satellites_repo.events import DataEvent, EventHandler, InProcessEventBus
 from satellites_repo.model import (
     Change,
@@ -68,6 +69,7 @@ class FakeBackend:
         self.poison: set[str] = set()
         self.opened = False
         self.checkpoint: int | None = None
+        self.origin: str | None = None
         self.persisted = 0
 
     @property
@@ -94,14 +96,15 @@ class FakeBackend:
     async def apply(self, changes: Sequence[Change]) -> None:
         if self.failure is not None:
             raise self.failure
-        refused = [change.key for change in changes if change.key in self.poison]
-        if refused:
-            raise ProjectionError(self._name, f"refused {refused}")
-        self.applied.append(list(changes))
-        for change in changes:
+        accepted = [change for change in changes if change.key not in self.poison]
+        self.applied.append(accepted)
+        for change in accepted:
             slot = (change.table, change.key)
             if (self.held.get(slot) or 0) < change.version:
                 self.held[slot] = None if change.operation.value == "deleted" else change.version
+        refused = {(c.table, c.key): Rejection("poison") for c in changes if c not in accepted}
+        if refused:
+            raise ProjectionError(self._name, f"refused {sorted(refused)}", rejected=refused)
 
     @property
     def changes(self) -> list[Change]:

@@ -76,10 +76,15 @@ class Snapshot:
 
     namespaces: list[NamespaceFiles]
     checkpoint: int | None
+    origin: str | None = None
 
 
 def write_snapshot(
-    root: Path, spec: IndexSpec, namespaces: list[NamespaceFiles], checkpoint: int | None
+    root: Path,
+    spec: IndexSpec,
+    namespaces: list[NamespaceFiles],
+    checkpoint: int | None,
+    origin: str | None = None,
 ) -> str:
     """Write ``namespaces`` as the new current snapshot of ``root``; return its name."""
     root.mkdir(parents=True, exist_ok=True)
@@ -88,7 +93,7 @@ def write_snapshot(
         temp = root / f"{_TEMP_PREFIX}{token}"
         temp.mkdir()
         try:
-            manifest = _write_folder(temp, spec, namespaces, checkpoint)
+            manifest = _write_folder(temp, spec, namespaces, checkpoint, origin)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
@@ -110,7 +115,11 @@ def _publish(root: Path, name: str, manifest: bytes) -> None:
 
 
 def _write_folder(
-    folder: Path, spec: IndexSpec, namespaces: list[NamespaceFiles], checkpoint: int | None
+    folder: Path,
+    spec: IndexSpec,
+    namespaces: list[NamespaceFiles],
+    checkpoint: int | None,
+    origin: str | None,
 ) -> bytes:
     """Write every namespace and the manifest into ``folder``, fsynced; return the manifest."""
     entries = {ns.name: _write_namespace(folder, ns) for ns in namespaces}
@@ -121,6 +130,7 @@ def _write_folder(
             "metric": spec.metric,
             "index_type": spec.index_type,
             "checkpoint": checkpoint,
+            "origin": origin,
             "created_at": datetime.now(UTC).isoformat(),
             "namespaces": entries,
         },
@@ -160,7 +170,10 @@ def _read_current(root: Path, spec: IndexSpec) -> Snapshot:
     checkpoint = manifest["checkpoint"]
     if checkpoint is not None and type(checkpoint) is not int:
         raise VectorIndexError(f"{folder / _MANIFEST}: checkpoint {checkpoint!r} is not an integer")
-    return Snapshot(namespaces=namespaces, checkpoint=checkpoint)
+    origin = manifest.get("origin")
+    if origin is not None and not isinstance(origin, str):
+        raise VectorIndexError(f"{folder / _MANIFEST}: origin {origin!r} is not a string")
+    return Snapshot(namespaces=namespaces, checkpoint=checkpoint, origin=origin)
 
 
 def _parse_manifest(data: bytes, spec: IndexSpec, folder: Path) -> dict[str, Any]:

@@ -103,6 +103,9 @@ class VectorIndex:
         self._registry_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._checkpoint: int | None = None
+        self.origin: str | None = None
+        """An opaque label of what the content reflects (the data layer stores its
+        database's identity), saved with and restored by snapshots like ``checkpoint``."""
 
     @property
     def index_path(self) -> Path:
@@ -366,7 +369,7 @@ class VectorIndex:
 
     def _save(self) -> None:
         with self._snapshot_lock:
-            checkpoint = self._checkpoint
+            checkpoint, origin = self._checkpoint, self.origin
             with self._registry_lock:
                 namespaces = list(self._namespaces.values())
             files: list[NamespaceFiles] = []
@@ -377,7 +380,7 @@ class VectorIndex:
                     index, sidecar = namespace.export()
                     count = namespace.count()
                 files.append(NamespaceFiles(namespace.name, count, index, sidecar))
-            write_snapshot(self._path, self._spec, files, checkpoint)
+            write_snapshot(self._path, self._spec, files, checkpoint, origin)
 
     def _load(self) -> None:
         with self._snapshot_lock:
@@ -394,6 +397,7 @@ class VectorIndex:
             with self._registry_lock:
                 previous, self._namespaces = self._namespaces, restored
                 self._checkpoint = snapshot.checkpoint
+                self.origin = snapshot.origin
             for namespace in previous.values():
                 with namespace.lock:
                     namespace.retired = True

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Float, Interval, MetaData, Numeric, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from satellites_repo import (
@@ -123,3 +124,42 @@ class Tickets(Repository[Ticket]):
         index_when=lambda t: t.status != "spam",
     )
     vectors = VectorField("embedding", namespace="tickets", metadata=("tenant_id",))
+
+
+class Note(IntegrationModel, Versioned):
+    """A text-keyed model (any key Postgres accepts) with a date-typed search field: what
+    the fault tests need to send rows the backends refuse. Not in ``REPOSITORIES``."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str]
+    body: Mapped[str] = mapped_column(default="")
+    stamp: Mapped[str] = mapped_column(default="2024-01-01")
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(DIMENSION), nullable=True)
+
+
+class Notes(Repository[Note]):
+    cache = CachePolicy(ttl=300, tombstone_ttl=60)
+    search = SearchIndex("notes", fields={"body": "text", "tenant_id": "keyword", "stamp": "date"})
+    vectors = VectorField("embedding", namespace="notes", metadata=("tenant_id",))
+
+
+NOTE_REPOSITORIES: list[type[Repository[Any]]] = [Notes]
+
+
+class Measure(IntegrationModel, Versioned):
+    """Values JSON has no plain form for: NaN/inf floats, intervals, exact decimals."""
+
+    __tablename__ = "measures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ratio: Mapped[float] = mapped_column(Float)
+    spent: Mapped[dt.timedelta] = mapped_column(Interval)
+    price: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Measures(Repository[Measure]):
+    cache = CachePolicy(ttl=300)
+    search = SearchIndex("measures", fields={"ratio": "double", "at": "date"})

@@ -1,7 +1,9 @@
 """A loopback TCP forwarder whose link can be cut, to take a backend away from one layer.
 
 Cutting it refuses new connections and drops open ones, which is what a client sees when
-the server goes down, without stopping the shared server other tests use.
+the server goes down, without stopping the shared server other tests use. Pausing it
+accepts and holds every byte without forwarding it: what a client sees of a hung
+(SIGSTOPped) server.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = 0
+
+    def pause(self) -> None:
+        """Stop forwarding (connections stay open, nothing answers)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -61,6 +72,7 @@ class TcpProxy:
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):

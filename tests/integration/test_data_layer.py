@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,6 +16,7 @@ from satellites_repo import (
     RedisConfig,
     StartupError,
 )
+from tests.integration.servers import free_port, start_redis, wait_for_redis
 
 
 async def test_redis_operations(data: DataLayer, config: DataLayerConfig) -> None:
@@ -110,17 +107,10 @@ async def test_health_before_start_reports_down_without_raising(config: DataLaye
     assert health.details["redis"]["status"] == "down"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_unreachable_backend_fails_start_naming_it_and_closes_the_rest(
     config: DataLayerConfig,
 ) -> None:
-    broken = config.replace(redis=config.redis.replace(port=_free_port(), timeout=1.0))
+    broken = config.replace(redis=config.redis.replace(port=free_port(), timeout=1.0))
     layer = DataLayer(broken)
     with pytest.raises(StartupError) as caught:
         await layer.start()
@@ -134,8 +124,8 @@ async def test_unreachable_backend_fails_start_naming_it_and_closes_the_rest(
 
 async def test_every_failing_backend_is_named(config: DataLayerConfig) -> None:
     broken = config.replace(
-        redis=config.redis.replace(port=_free_port(), timeout=1.0),
-        postgres=config.postgres.replace(port=_free_port(), password="pw-never-shown", timeout=1.0),
+        redis=config.redis.replace(port=free_port(), timeout=1.0),
+        postgres=config.postgres.replace(port=free_port(), password="pw-never-shown", timeout=1.0),
     )
     with pytest.raises(StartupError) as caught:
         await DataLayer(broken).start()
@@ -152,19 +142,11 @@ async def test_a_wrong_password_is_never_echoed(config: DataLayerConfig) -> None
     assert "wrong-pw-xyz" not in repr(wrong)
 
 
-def _start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed; run `make services`", pytrace=False)
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir"]
-    return subprocess.Popen([*command, str(folder)], stdout=subprocess.DEVNULL)
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[int]:
     """A Redis server of this test's own, so stopping it disturbs no other test."""
-    port = _free_port()
-    server = _start_redis(port, tmp_path)
+    port = free_port()
+    server = start_redis(port, tmp_path)
     try:
         yield port
     finally:
@@ -172,25 +154,11 @@ def private_redis(tmp_path: Path) -> Iterator[int]:
         server.wait()
 
 
-async def _wait_for_redis(port: int) -> None:
-    client = redis_asyncio.Redis(port=port)
-    try:
-        async with asyncio.timeout(10):
-            while True:
-                try:
-                    await client.ping()
-                    return
-                except (OSError, redis_asyncio.ConnectionError):
-                    await asyncio.sleep(0.05)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
 async def layer_on_private_redis(
     config: DataLayerConfig, private_redis: int
 ) -> AsyncIterator[tuple[DataLayer, int]]:
-    await _wait_for_redis(private_redis)
+    await wait_for_redis(private_redis)
     redis_config = RedisConfig(host="127.0.0.1", port=private_redis, timeout=1.0)
     async with DataLayer(config.replace(redis=redis_config)) as layer:
         yield layer, private_redis
@@ -217,9 +185,9 @@ async def test_redis_stopped_mid_run_is_reported_down_then_recovers(
     for backend in ("postgres", "elasticsearch", "faiss"):
         assert health.details[backend]["status"] == "ok"
 
-    restarted = _start_redis(port, tmp_path)
+    restarted = start_redis(port, tmp_path)
     try:
-        await _wait_for_redis(port)
+        await wait_for_redis(port)
         assert (await layer.health()).ok is True
     finally:
         restarted.kill()

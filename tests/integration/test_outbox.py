@@ -111,10 +111,17 @@ async def test_killed_after_commit_the_relay_delivers_everything(
     assert await cache_versions(quiet_layer, committed) == {}
     assert await search_versions(quiet_layer) == {}
 
+    received: list[DataEvent] = []
+
+    async def record(event: DataEvent) -> None:
+        received.append(event)
+
+    quiet_layer.events.subscribe_all(record)  # events are relayed where they have subscribers
     await settle_everything(quiet_layer)
 
     await assert_projections_equal_postgres(quiet_layer)
     assert (await quiet_layer.operations.outbox.status()).pending == 0
+    assert sorted(event.key for event in received) == sorted(committed)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from satellites_repo import (
+    AnyOf,
     DataLayer,
     DataLayerConfig,
     Range,
@@ -102,7 +103,7 @@ async def test_sort_range_boolean_and_facets_agree_with_sql(desk: DataLayer) -> 
     await add_tickets(desk, 400)
     since, until = BASE + dt.timedelta(hours=10), BASE + dt.timedelta(hours=40)
     filters = {
-        "status": ["open", "pending"],
+        "status": AnyOf("open", "pending"),
         "priority": Range(gte=2),
         "opened_at": Range(gte=since, lt=until),
         "urgent": False,

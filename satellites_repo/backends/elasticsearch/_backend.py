@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, TransportError
 
+from satellites_repo.backends._isolation import bisected, rejected_error
 from satellites_repo.backends.elasticsearch._checks import check_capabilities
 from satellites_repo.backends.elasticsearch._cursor import binding, read_cursor, write_cursor
 from satellites_repo.backends.elasticsearch._document import document
@@ -24,7 +27,12 @@ from satellites_repo.backends.elasticsearch._query import (
     suggestion,
 )
 from satellites_repo.backends.elasticsearch._reindex import Reindexed, reindex
-from satellites_repo.errors import ProjectionError, RepositoryError, UnavailableError
+from satellites_repo.errors import (
+    ProjectionError,
+    Rejection,
+    RepositoryError,
+    UnavailableError,
+)
 from satellites_repo.health import proven
 from satellites_repo.model import Change, RankedHit, RankedPage, Suggestion
 
@@ -39,6 +47,15 @@ logger = logging.getLogger(__name__)
 
 ERRORS = (ApiError, TransportError)
 _SKIPPED_STATUSES = {409}  # a newer version is already indexed: the write is stale
+_RETRYABLE = {429, 500, 502, 503, 504}  # the item may go through later: owed, not dead
+_INDEX_CONDITIONS = {  # the index, not the row, is at fault: owed until it is fixed
+    "index_not_found_exception",  # the alias is missing (require_alias)
+    "index_closed_exception",
+    "cluster_block_exception",  # e.g. read-only after the disk flood-stage watermark
+}
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+"""A document's text beyond this is refused (dead-lettered) instead of sent: Elasticsearch
+would take minutes over it or refuse the whole request, and never get the row."""
 SCAN_BATCH = 1000
 MAX_WINDOW = 10_000
 """Elasticsearch's ``index.max_result_window``: ``offset + limit`` must stay below it."""
@@ -118,11 +135,20 @@ class ElasticsearchBackend:
         )
 
     async def indices_of(self, index: SearchIndex) -> tuple[list[str], list[str]]:
-        """(indices behind the alias, other indices of this SearchIndex: leftovers)."""
+        """(indices behind the alias, indices this library created for it: leftovers).
+
+        Only names this library gives (``<alias>-000001``, ``<alias>-<20-digit stamp>``)
+        are leftovers: ``<alias>-archive-000001`` belongs to someone else and is never
+        touched. Whatever the alias points at counts as behind it, so a swap moves the
+        alias off an index the library did not create.
+        """
         alias = self.alias(index)
+        ours = re.compile(re.escape(alias) + r"-(?:000001|\d{20})")
         found = await self.client.indices.get(index=f"{alias}-*", allow_no_indices=True)
-        behind = [name for name, info in found.items() if alias in info.get("aliases", {})]
-        return behind, sorted(set(found) - set(behind))
+        pointed = await self.client.options(ignore_status=404).indices.get_alias(name=alias)
+        behind = sorted(pointed.body) if pointed.meta.status == 200 else []
+        created = {name for name in found if ours.fullmatch(name)}
+        return behind, sorted(created - set(behind))
 
     async def swap_alias(self, index: SearchIndex, new_name: str) -> list[str]:
         """Point the alias at ``new_name`` in one atomic step; returns the indices it left."""
@@ -143,26 +169,66 @@ class ElasticsearchBackend:
     async def write(
         self, changes: Sequence[Change], *, into: str | None = None, refresh: Refresh | None = None
     ) -> None:
-        """One bulk request; ``into`` names a concrete index to write (a reindex's new one).
+        """Bulk requests; ``into`` names a concrete index to write (a reindex's new one).
 
-        ``refresh`` overrides the configured refresh policy for this request.
+        ``refresh`` overrides the configured refresh policy for this request. Rows are
+        isolated: a document Elasticsearch refuses (an item error, a request-level 400 or
+        413 found by bisection, a document over ``MAX_DOCUMENT_BYTES``) is reported alone
+        in ``ProjectionError.rejected``; every other row of the batch is written.
         """
-        operations: list[Mapping[str, Any]] = []
+        writes: list[_Write] = []
+        refused: list[tuple[_Write, Rejection]] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.search is None:
                 continue
-            operations.extend(self._operation(spec, change, into))
-        if not operations:
-            return
+            write = _Write(change, self._operation(spec, change, into))
+            size = _document_bytes(write)
+            if size > MAX_DOCUMENT_BYTES:
+                reason = f"document of {size} bytes is over the {MAX_DOCUMENT_BYTES}-byte limit"
+                refused.append((write, Rejection(reason)))
+            else:
+                writes.append(write)
         try:
-            response = await self.client.bulk(
-                operations=operations, refresh=refresh or self._config.refresh
+            refused += await bisected(
+                writes, lambda batch: self._bulk(batch, refresh, into is None), _request_refusal
             )
         except ERRORS as exc:
             raise ProjectionError(self.name, f"bulk request failed: {exc}") from exc
-        if response["errors"]:
-            self._raise_item_errors(response["items"])
+        error = rejected_error(self.name, "document(s)", ((w.change, r) for w, r in refused))
+        if error is not None:
+            raise error
+
+    async def _bulk(
+        self, writes: Sequence[_Write], refresh: Refresh | None, require_alias: bool
+    ) -> list[tuple[_Write, Rejection]]:
+        """One bulk request; the rows whose item failed, each with why (by position).
+
+        ``require_alias``: a write through the alias never auto-creates an index with a
+        dynamic mapping where the alias is missing; the row stays owed instead.
+        """
+        operations = [operation for write in writes for operation in write.operations]
+        response = await self.client.bulk(
+            operations=operations,
+            refresh=refresh or self._config.refresh,
+            require_alias=require_alias,
+        )
+        if not response["errors"]:
+            return []
+        refused = []
+        for write, item in zip(writes, response["items"], strict=True):
+            ((action, result),) = item.items()
+            status = int(result.get("status", 0))
+            if status < 300 or status in _SKIPPED_STATUSES:
+                continue
+            if action == "delete" and status == 404:
+                continue
+            error = result.get("error", {})
+            reason = f"{status} {error.get('type', 'error')}: {error.get('reason', 'unknown')}"
+            index_level = error.get("type") in _INDEX_CONDITIONS
+            permanent = status not in _RETRYABLE and not index_level
+            refused.append((write, Rejection(reason, permanent=permanent)))
+        return refused
 
     def _operation(
         self, spec: EntitySpec, change: Change, into: str | None
@@ -177,22 +243,6 @@ class ElasticsearchBackend:
         if not spec.indexed(change):  # deleted, or no longer matching ``index_when``
             return [{"delete": meta}]
         return [{"index": meta}, document(spec, change)]
-
-    def _raise_item_errors(self, items: Sequence[Mapping[str, Any]]) -> None:
-        failed = []
-        for item in items:
-            ((action, result),) = item.items()
-            status = result.get("status", 0)
-            if status < 300 or status in _SKIPPED_STATUSES:
-                continue
-            if action == "delete" and status == 404:
-                continue
-            reason = result.get("error", {}).get("reason", "unknown")
-            failed.append(f"{result.get('_id')} ({status} {reason})")
-        if failed:
-            raise ProjectionError(
-                self.name, f"{len(failed)} document(s) rejected: {'; '.join(failed[:5])}"
-            )
 
     # -- TextRanker ----------------------------------------------------------------------
 
@@ -332,13 +382,40 @@ class _SearchProbe:
         return {key: versions[key] for key in await absent(list(versions))}
 
 
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One row's bulk actions (an index action and its document, or a delete)."""
+
+    change: Change
+    operations: list[Mapping[str, Any]]
+
+
+def _document_bytes(write: _Write) -> int:
+    """The UTF-8 size of the document's strings: what makes a document big."""
+    document = write.operations[-1]
+    return sum(len(value.encode()) for value in document.values() if isinstance(value, str))
+
+
+def _request_refusal(exc: Exception) -> Rejection | None:
+    """A bulk request refused as a whole for its content (bisected to find the rows)."""
+    if isinstance(exc, ApiError) and exc.status_code in (400, 413):
+        return Rejection(f"request refused ({exc.status_code} {_reason(exc)})")
+    return None
+
+
 def _client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     auth: dict[str, Any] = {}
     password = config.password_value()
     if config.username and password:
         auth["basic_auth"] = (config.username, password)
+    # No client retries: the deadlines (call_timeout, delivery_timeout) bound each call,
+    # and the outbox relay (or a reindex's own backoff) is what tries again.
     return AsyncElasticsearch(
-        hosts=config.hosts, request_timeout=config.timeout, retry_on_timeout=True, **auth
+        hosts=config.hosts,
+        request_timeout=config.timeout,
+        retry_on_timeout=False,
+        max_retries=0,
+        **auth,
     )
 
 

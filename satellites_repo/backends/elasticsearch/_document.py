@@ -1,7 +1,10 @@
 """A row's search document: its declared columns, its key and its computed fields.
 
 One function for the fast path, the relay and a reindex, so all three write the same
-document for the same committed row.
+document for the same committed row. Elasticsearch numbers are finite: a NaN or infinite
+float (which the payload carries as ``"NaN"``, ``"Infinity"``, ``"-Infinity"``) is indexed
+as no value, so the row is still found by its other fields; reads return it as Postgres
+holds it.
 """
 
 from __future__ import annotations
@@ -10,17 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 from satellites_repo.errors import ProjectionError
 from satellites_repo.model import KEY_FIELD
+from satellites_repo.model.codec import NON_FINITE
 
 if TYPE_CHECKING:
     from satellites_repo.model import Change, EntitySpec
 
 __all__ = ["document"]
 
+_NUMERIC = frozenset({"integer", "long", "float", "double"})
+
 
 def document(spec: EntitySpec, change: Change) -> dict[str, Any]:
     index = spec.search
     assert index is not None
     body = {name: change.payload.get(name) for name in index.fields}
+    for name, kind in index.kinds.items():
+        if kind in _NUMERIC and body.get(name) in NON_FINITE:
+            body[name] = None
     body[KEY_FIELD] = change.key
     if not index.computed:
         return body

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from satellites_repo.model import KEY_FIELD, Range, SearchIndex, json_safe
+from satellites_repo.model import KEY_FIELD, AnyOf, Range, SearchIndex, json_safe
 
 __all__ = ["FACET_SIZE", "es_aggregations", "es_query", "es_sort", "facet_counts", "suggestion"]
 
@@ -137,7 +137,7 @@ def _clause(name: str, kind: str, value: Any) -> dict[str, Any]:
         if kind not in _RANGE_TYPES:
             raise ValueError(f"Range filters numbers and dates; {name!r} is {kind}")
         return {"range": {name: value.bounds()}}
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, AnyOf):  # a plain list was refused by TextQuery: never widens
         return {"terms": {name: [json_safe(item) for item in value]}}
     # json_safe, not str(): True must reach Elasticsearch as true, not "True" (a 400).
     return {"term": {name: json_safe(value)}}

@@ -22,7 +22,7 @@ from satellites_repo.retry import Backoff
 
 if TYPE_CHECKING:
     from satellites_repo.backends.elasticsearch._backend import ElasticsearchBackend
-    from satellites_repo.model import Change, EntitySpec
+    from satellites_repo.model import Change, EntitySpec, SearchIndex
     from satellites_repo.types import Progress, RowSource
 
 __all__ = ["Reindexed", "reindex"]
@@ -44,6 +44,16 @@ class Reindexed:
 
 
 async def reindex(
+    backend: ElasticsearchBackend, spec: EntitySpec, source: RowSource, progress: Progress
+) -> Reindexed:
+    """One reindex per alias at a time (a Postgres advisory lock on the alias): a second
+    waits, then rebuilds after the first, instead of deleting the index it is filling."""
+    assert spec.search is not None
+    async with source.exclusive(f"reindex:{backend.alias(spec.search)}"):
+        return await _reindex(backend, spec, source, progress)
+
+
+async def _reindex(
     backend: ElasticsearchBackend, spec: EntitySpec, source: RowSource, progress: Progress
 ) -> Reindexed:
     index = spec.search
@@ -72,6 +82,7 @@ async def reindex(
 
     replayed = await source.replay(spec, start, write)
     await client.indices.refresh(index=new_index)
+    await _require_declared_mapping(backend, index, new_index)
     dropped = await backend.swap_alias(index, new_index)
     replayed += await source.replay(spec, start, write)
     await client.indices.refresh(index=new_index)
@@ -81,6 +92,26 @@ async def reindex(
         "reindexed %s into %s (%d rows, %d replayed)", spec.table, new_index, done, replayed
     )
     return Reindexed(done, replayed, new_index, tuple(dropped))
+
+
+async def _require_declared_mapping(
+    backend: ElasticsearchBackend, index: SearchIndex, name: str
+) -> None:
+    """Refuse to swap to an index whose mapping is not the declared one (an index that
+    Elasticsearch auto-created with a dynamic mapping, say); it is deleted instead."""
+    found = await backend.client.indices.get_mapping(index=name)
+    mappings = found.get(name, {}).get("mappings", {})
+    declared = index.mappings()
+    held = {field: spec.get("type") for field, spec in mappings.get("properties", {}).items()}
+    wanted = {field: spec["type"] for field, spec in declared["properties"].items()}
+    if str(mappings.get("dynamic")) == declared["dynamic"] and held == wanted:
+        return
+    await backend.client.indices.delete(index=name, ignore_unavailable=True)
+    raise ProjectionError(
+        backend.name,
+        f"reindex of {index.index!r}: {name} has mapping {mappings}, not the declared "
+        f"{declared}; the alias was left where it was",
+    )
 
 
 async def _fill(

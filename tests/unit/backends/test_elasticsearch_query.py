@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from satellites_repo import Computed, Range, SearchIndex, Text
+from satellites_repo import AnyOf, Computed, Range, SearchIndex, Text
 from satellites_repo.backends.elasticsearch._cursor import binding, read_cursor, write_cursor
 from satellites_repo.backends.elasticsearch._query import (
     es_aggregations,
@@ -60,7 +60,7 @@ def test_filters_keep_booleans_ranges_and_missing_values_typed() -> None:
     query = es_query(
         INDEX,
         "printer",
-        {"urgent": False, "opened_at": Range(gte=since), "status": ["open"], "priority": None},
+        {"urgent": False, "opened_at": Range(gte=since), "status": AnyOf("open"), "priority": None},
         unset="opened_at",
     )
     assert query["bool"]["filter"] == [

@@ -34,7 +34,9 @@ class FakeOutbox:
         self.down = 0
         self.backoff = Backoff(0.001, 0.002)
 
-    async def claim(self, limit: int, lease_seconds: float) -> list[OutboxRecord]:
+    async def claim(
+        self, limit: int, lease_seconds: float, *, events: bool = True
+    ) -> list[OutboxRecord]:
         if self.down:
             self.down -= 1
             raise ConnectionRefusedError("postgres away")
