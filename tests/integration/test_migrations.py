@@ -60,7 +60,12 @@ def tables(schema: str) -> set[str]:
     return {row["tablename"] for row in rows}
 
 
-LIBRARY_TABLES = {"satellites_outbox", "satellites_meta"}
+LIBRARY_TABLES = {
+    "satellites_outbox",
+    "satellites_meta",
+    "satellites_subscriptions",
+    "satellites_deliveries",
+}
 EXAMPLE_TABLES = {"kb_tenants", "kb_articles"}
 
 
@@ -75,7 +80,7 @@ def test_upgrade_downgrade_and_upgrade_again(schema: str) -> None:
 
     again = satellites(schema, "upgrade", "head")
     assert again.returncode == 0, again.stderr
-    assert "0002_knowledge_base (head)" in satellites(schema, "current").stdout
+    assert "0003_event_subscriptions (head)" in satellites(schema, "current").stdout
 
 
 def test_check_passes_at_head_and_fails_behind_it(schema: str) -> None:
@@ -108,10 +113,10 @@ def test_data_survives_an_upgrade_that_adds_a_column(schema: str, tmp_path: Path
         "[alembic]\nscript_location = %(here)s/migrations\nprepend_sys_path = .\n"
         "path_separator = os\n"
     )
-    (project / "migrations" / "versions" / "0003_summary.py").write_text(
+    (project / "migrations" / "versions" / "0004_summary.py").write_text(
         '"""Add a summary."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        'revision = "0003_summary"\ndown_revision = "0002_knowledge_base"\n'
+        'revision = "0004_summary"\ndown_revision = "0003_event_subscriptions"\n'
         "branch_labels = None\ndepends_on = None\n\n\n"
         "def upgrade() -> None:\n"
         '    op.add_column("kb_articles", sa.Column("summary", sa.Text(), nullable=True))\n\n\n'
@@ -119,7 +124,7 @@ def test_data_survives_an_upgrade_that_adds_a_column(schema: str, tmp_path: Path
         '    op.drop_column("kb_articles", "summary")\n'
     )
     config = project / "alembic.ini"
-    assert satellites(schema, "upgrade", "0002_knowledge_base", config=config).returncode == 0
+    assert satellites(schema, "upgrade", "0003_event_subscriptions", config=config).returncode == 0
     sql("INSERT INTO kb_tenants VALUES ('acme', 'Acme')", schema=schema)
     sql(
         "INSERT INTO kb_articles (id, tenant_id, title, body, tags, created_at, embedding, version)"
