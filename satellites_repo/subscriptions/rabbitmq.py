@@ -14,9 +14,11 @@ Install ``satellites[rabbitmq]``; aio-pika is imported only when a bus starts.
   acknowledged after its handler returned; a failing handler is retried in place with
   ``Backoff`` up to ``max_attempts``, then the message is dead-lettered into
   ``<queue_prefix><name>.dead`` (``satellites events retry`` moves it back).
-- Plain subscribers: each bus has one exclusive, auto-deleted queue bound to every
+- Plain subscribers: a bus with any has one exclusive, auto-deleted queue bound to every
   event, so every process sees every event; its handlers run as on the in-process bus
-  (best effort, isolated from each other).
+  (best effort, isolated from each other). The queue is bound by ``start()`` when plain
+  handlers were subscribed before it; one subscribed later is bound in the background a
+  moment after ``subscribe`` returns, and sees the events published from then on.
 
 ``aio_pika.connect_robust`` reconnects after a broker restart and declares the exchange,
 queues, bindings and consumers again. Messages the broker confirmed are persistent in
@@ -29,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -129,6 +131,7 @@ class RabbitMQEventBus:
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._tasks = BackgroundTasks()
+        self._plain_wanted = False
         self._closed = False
 
     def subscribe(
@@ -136,6 +139,7 @@ class RabbitMQEventBus:
     ) -> None:
         if durable is None:
             self._local.subscribe(event_type, handler)
+            self._want_plain_queue()
             return
         if not event_type:
             raise ValueError("event_type must not be empty; use subscribe_all for every event")
@@ -196,7 +200,8 @@ class RabbitMQEventBus:
             )
             for subscription in self._durable.values():
                 await self._consume_durable(connection, subscription)
-            await self._consume_plain(connection)
+            if self._plain_wanted:
+                self._tasks.spawn("rabbitmq plain subscribers", await self._consume_plain())
         except BaseException:
             await self.close()
             raise
@@ -234,15 +239,29 @@ class RabbitMQEventBus:
             self._durable_loop(subscription, inbox),
         )
 
-    async def _consume_plain(self, connection: AbstractRobustConnection) -> None:
-        channel = await connection.channel()
+    def _want_plain_queue(self) -> None:
+        """The first plain subscription brings the process's queue (not before: a queue
+        bound to every event costs the broker as much as a subscriber)."""
+        if self._plain_wanted:
+            return
+        self._plain_wanted = True
+        if self._connection is not None:
+            self._tasks.spawn("rabbitmq plain subscribers", self._plain_after_start())
+
+    async def _plain_after_start(self) -> None:
+        await (await self._consume_plain())
+
+    async def _consume_plain(self) -> Coroutine[Any, Any, None]:
+        """Declare, bind and consume the plain queue; returns the loop to run."""
+        assert self._connection is not None
+        channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self._config.prefetch)
         name = f"{self._config.queue_prefix}plain.{uuid.uuid4().hex}"
         queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
         await queue.bind(self._config.exchange, routing_key="#")
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         await queue.consume(inbox.put, no_ack=True)
-        self._tasks.spawn("rabbitmq plain subscribers", self._plain_loop(inbox))
+        return self._plain_loop(inbox)
 
     async def _plain_loop(self, inbox: asyncio.Queue[AbstractIncomingMessage]) -> None:
         while True:
@@ -258,6 +277,7 @@ class RabbitMQEventBus:
         self, subscription: DurableSubscription, inbox: asyncio.Queue[AbstractIncomingMessage]
     ) -> None:
         """One message at a time, in order: acknowledged once handled, else dead-lettered."""
+        unacknowledged = 0
         while True:
             message = await inbox.get()
             try:
@@ -271,7 +291,12 @@ class RabbitMQEventBus:
                 await _settle(message.reject(requeue=False))
                 continue
             if not subscription.matches(event.type) or await self._handled(subscription, event):
-                await _settle(message.ack())
+                # One ack for the messages handled so far, when nothing else is waiting
+                # or half the prefetch window is held.
+                unacknowledged += 1
+                if inbox.empty() or unacknowledged * 2 >= self._config.prefetch:
+                    await _settle(message.ack(multiple=True))
+                    unacknowledged = 0
             else:
                 await _settle(message.reject(requeue=False))
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -365,3 +369,101 @@ async def test_events_of_one_key_reach_a_durable_subscriber_in_commit_order(
         ids = await emit(layer, 10, key="same")
         await eventually(lambda: len(seen) >= len(ids), "every event")
         assert seen == ids
+
+
+# -- a broker restart -------------------------------------------------------------------------
+
+
+class OwnBroker:
+    """A RabbitMQ node of this test's own (port, state dir), started by scripts/services."""
+
+    def __init__(self, port: int, state_dir: Path) -> None:
+        self.port = port
+        self._env = {
+            **os.environ,
+            "SATELLITES_RABBITMQ_PORT": str(port),
+            "SATELLITES_STATE_DIR": str(state_dir),
+        }
+        self._pidfile = state_dir / f"rabbitmq-{port}" / "rabbitmq.pid"
+
+    def up(self) -> None:
+        self._services("up", check=True)
+
+    def stop(self) -> None:
+        """SIGTERM to the node's pid (from its pid file), then wait until it has exited."""
+        pid = int(self._pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(600):
+            if not Path(f"/proc/{pid}").exists():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"rabbitmq node {pid} still runs 60 s after SIGTERM")
+
+    def down(self) -> None:
+        self._services("down", check=False)
+
+    def _services(self, action: str, *, check: bool) -> None:
+        subprocess.run(
+            [str(ROOT / "scripts" / "services"), action, "rabbitmq"],
+            env=self._env,
+            check=check,
+            capture_output=True,
+            timeout=180,
+        )
+
+
+def _free_port_pair() -> int:
+    """A port that is free on 127.0.0.1, as is the node's distribution port (+ 20000)."""
+    for port in random.sample(range(20_000, 45_000), 200):
+        try:
+            for candidate in (port, port + 20_000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free pair of ports for a RabbitMQ node")
+
+
+@pytest.fixture
+def own_broker(satellites_token: str) -> Iterator[OwnBroker]:
+    state_dir = Path("/tmp") / f"{satellites_token}-rabbitmq"  # the rabbitmq user reads it
+    broker = OwnBroker(_free_port_pair(), state_dir)
+    broker.up()
+    try:
+        yield broker
+    finally:
+        broker.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("backend", ["rabbitmq"])
+async def test_every_event_arrives_across_a_broker_restart(
+    bus_config: DataLayerConfig, own_broker: OwnBroker
+) -> None:
+    config = bus_config.replace(
+        events=bus_config.events.replace(port=own_broker.port),
+        outbox=bus_config.outbox.replace(max_attempts=10_000),
+    )
+    received: list[str] = []
+
+    async def audit(event: DataEvent) -> None:
+        received.append(event.id)
+
+    def subscribe(layer: DataLayer) -> None:
+        layer.events.subscribe("probe.*", audit, durable="audit")
+
+    async with started(config, subscribe) as layer:
+        ids = await emit(layer, 200)
+        restart = asyncio.create_task(asyncio.to_thread(_restart, own_broker))
+        ids += await emit(layer, 800)
+        await restart
+        await eventually(lambda: set(received) >= set(ids), "every event after the restart")
+        duplicates = len(received) - len(set(received))
+        print(f"1000 commits across a broker restart: {duplicates} duplicate deliveries (same id)")
+        assert set(received) == set(ids)
+
+
+def _restart(broker: OwnBroker) -> None:
+    broker.stop()
+    broker.up()
