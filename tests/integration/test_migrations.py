@@ -150,7 +150,7 @@ def test_two_upgrades_at_once_apply_once(schema: str) -> None:
     outcomes = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err.decode() for _, err in outcomes]
     versions = sql("SELECT version_num FROM alembic_version", schema=schema)
-    assert [row["version_num"] for row in versions] == ["0002_knowledge_base"]
+    assert [row["version_num"] for row in versions] == ["0003_event_subscriptions"]
     assert tables(schema) == LIBRARY_TABLES | EXAMPLE_TABLES | {"alembic_version"}
 
 
