@@ -18,7 +18,7 @@ BENCH_ARGS ?=
 
 help:
 	@echo "make install        create $(VENV) and install the package with its dev extras"
-	@echo "make services       start Postgres, Redis and Elasticsearch ($(SERVICES) up)"
+	@echo "make services       start Postgres, Redis, RabbitMQ and Elasticsearch ($(SERVICES) up)"
 	@echo "make services-down  stop them"
 	@echo "make test           run pytest against the services (PYTEST_ARGS=... to pass options)"
 	@echo "make lint           ruff check, ruff format --check, mypy, import contracts"

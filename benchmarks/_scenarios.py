@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from _data import Row, RowFactory
 from _environment import Bench
+from _events import event_throughput
 from _model import BenchArticle, BenchArticles
 from _stats import Figure, Target, percentile, timed
 
@@ -416,6 +417,11 @@ async def bulk(bench: Bench, plan: Plan, fixture: Fixture) -> list[Figure]:
     ]
 
 
+async def events(bench: Bench, plan: Plan, fixture: Fixture) -> list[Figure]:
+    """Events published with confirms and consumed by one durable subscriber (RabbitMQ)."""
+    return await event_throughput(bench, plan.repetitions, plan.calls * 10)
+
+
 Scenario = Callable[[Bench, Plan, Fixture], Awaitable[list[Figure]]]
 
 SCENARIOS: dict[str, Scenario] = {
@@ -424,5 +430,6 @@ SCENARIOS: dict[str, Scenario] = {
     "commit": commits,
     "bulk": bulk,
     "tracing": tracing,
+    "events": events,
 }
 """In run order: reads and queries see only the fixture; writes add to it afterwards."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from satellites_repo.config import (
     DataLayerConfig,
     ElasticsearchConfig,
+    EventsConfig,
     FaissConfig,
     OutboxConfig,
     PostgresConfig,
@@ -27,7 +28,13 @@ from satellites_repo.errors import (
     UnavailableError,
     VectorIndexError,
 )
-from satellites_repo.events import DataEvent, EventBus, EventHandler, InProcessEventBus
+from satellites_repo.events import (
+    DataEvent,
+    DurableSubscription,
+    EventBus,
+    EventHandler,
+    InProcessEventBus,
+)
 from satellites_repo.facade import DataLayer
 from satellites_repo.health import BackendHealth, Health
 from satellites_repo.model import (
@@ -49,6 +56,7 @@ from satellites_repo.model import (
     VectorHit,
 )
 from satellites_repo.orm import Base, Repository, SoftDelete, UnitOfWork, Versioned
+from satellites_repo.subscriptions.rabbitmq import RabbitMQEventBus
 from satellites_repo.vectors import VectorIndex, VectorMatch, VectorRecord
 
 __all__ = [
@@ -64,9 +72,11 @@ __all__ = [
     "DataEvent",
     "DataLayer",
     "DataLayerConfig",
+    "DurableSubscription",
     "ElasticsearchConfig",
     "EventBus",
     "EventHandler",
+    "EventsConfig",
     "FaissConfig",
     "Health",
     "HybridHit",
@@ -78,6 +88,7 @@ __all__ = [
     "Page",
     "PostgresConfig",
     "ProjectionError",
+    "RabbitMQEventBus",
     "Range",
     "RedisConfig",
     "Repository",

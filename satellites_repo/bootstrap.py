@@ -9,7 +9,6 @@ Background tasks are owned by ``Runtime`` and always cancelled and awaited by ``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -21,7 +20,7 @@ from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.backends.faiss import FaissBackend
 from satellites_repo.backends.redis import RedisBackend
 from satellites_repo.errors import ConfigurationError, StartupError
-from satellites_repo.events import InProcessEventBus
+from satellites_repo.events import DurableSubscriptions, EventBus, InProcessEventBus
 from satellites_repo.orm.unit_of_work import TrackedSession, UnitOfWorkContext
 from satellites_repo.outbox.dispatch import Dispatcher
 from satellites_repo.outbox.follower import Follower
@@ -34,7 +33,9 @@ from satellites_repo.outbox.settler import Settler
 from satellites_repo.outbox.source import PostgresSource
 from satellites_repo.outbox.store import OutboxStore
 from satellites_repo.outbox.table import outbox_table
-from satellites_repo.retry import Backoff
+from satellites_repo.retry import BackgroundTasks, Backoff
+from satellites_repo.subscriptions import DeliveryRegistry, DurableWorkers
+from satellites_repo.subscriptions.rabbitmq import RabbitMQEventBus
 from satellites_repo.types import Backend, CacheReader, LocalBackend, TextRanker, VectorRanker
 
 if TYPE_CHECKING:
@@ -42,14 +43,14 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from satellites_repo.config import DataLayerConfig
-    from satellites_repo.events import EventBus
     from satellites_repo.model import EntitySpec, Registry
 
-__all__ = ["BACKENDS", "BackendReaders", "Runtime", "build_backends"]
+__all__ = ["BACKENDS", "BackendReaders", "Runtime", "build_backends", "build_bus"]
 
 logger = logging.getLogger(__name__)
 
 B = TypeVar("B", bound=Backend)
+T = TypeVar("T")
 
 BackendFactory = Callable[["DataLayerConfig", "Registry"], Backend]
 
@@ -73,6 +74,13 @@ def _vector_dimension(config: DataLayerConfig, registry: Registry) -> int:
 def build_backends(config: DataLayerConfig, registry: Registry) -> list[Backend]:
     """The registered backends, constructed (nothing is connected yet)."""
     return [factory(config, registry) for factory in BACKENDS]
+
+
+def build_bus(config: DataLayerConfig) -> EventBus:
+    """The bus ``events.backend`` names (``memory`` or ``rabbitmq``), not yet started."""
+    if config.events.backend == "rabbitmq":
+        return RabbitMQEventBus(config.events)
+    return InProcessEventBus()
 
 
 def find_backend(backends: Sequence[Backend], kind: type[B]) -> B:
@@ -155,6 +163,14 @@ class Runtime:
         ]
         self.settler = Settler(self.outbox)
         self.monitor = OutboxMonitor(pool)
+        # A broker-backed bus keeps durable subscriptions in the broker; the in-process
+        # bus hands them to the layer, which delivers them from the outbox.
+        self.deliveries = DeliveryRegistry.configured(pool, config.events)
+        self.durable = (
+            DurableWorkers(events, self.deliveries, config.events)
+            if isinstance(events, DurableSubscriptions)
+            else None
+        )
         hooks = OutboxHooks(
             dispatcher,
             events,
@@ -173,8 +189,8 @@ class Runtime:
             hooks=hooks,
         )
         self._listener: asyncpg.Connection | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._relay_stop = asyncio.Event()
+        self._tasks = BackgroundTasks()
+        self._stop = asyncio.Event()
 
     async def backlog(self) -> list[observe.TargetBacklog]:
         """What the outbox owes each shared target and the event bus, now."""
@@ -193,6 +209,12 @@ class Runtime:
         Raises ``StartupError`` naming the backend at fault.
         """
         self.settler.start()
+        if self.durable is not None:
+            for worker in await _named("events", self.durable.open()):
+                self._spawn(
+                    f"durable subscriber {worker.subscription.name}",
+                    worker.run(self._stop),
+                )
         if not self.registry.specs:
             return
         await _named("postgres", self._require_outbox_table())
@@ -200,10 +222,10 @@ class Runtime:
         for follower in self.followers if follow else ():
             await _named(follower.backend.name, follower.catch_up())
         if self.config.outbox.relay:
-            self._spawn("relay", self.relay.run(self._relay_stop))
+            self._spawn("relay", self.relay.run(self._stop))
             if observe.AVAILABLE:  # the relay process reports the backlog it works off
                 interval = max(self.config.outbox.relay_interval, 1.0)
-                watch = observe.watch_backlog(self.backlog, self._relay_stop, interval=interval)
+                watch = observe.watch_backlog(self.backlog, self._stop, interval=interval)
                 self._spawn("outbox gauges", watch)
         followed = [follower for follower in self.followers if follower.tables]
         if follow and followed:
@@ -212,13 +234,8 @@ class Runtime:
                 self._spawn(f"{follower.backend.name} follower", follower.run(self._listener))
 
     async def close(self) -> None:
-        self._relay_stop.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        self._stop.set()
+        await self._tasks.close()
         await self.settler.close()
         if self._listener is not None:
             listener, self._listener = self._listener, None
@@ -236,9 +253,7 @@ class Runtime:
             )
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work, name=f"satellites {name}")
-        task.add_done_callback(_report_crash)
-        self._tasks.append(task)
+        self._tasks.spawn(name, work)
 
 
 def _publishes(events: EventBus) -> Callable[[], bool]:
@@ -258,18 +273,10 @@ def _local(backend: Backend) -> LocalBackend:
     return backend
 
 
-async def _named(backend: str, work: Coroutine[Any, Any, object]) -> None:
+async def _named(backend: str, work: Coroutine[Any, Any, T]) -> T:
     try:
-        await work
+        return await work
     except StartupError:
         raise
     except Exception as exc:
         raise StartupError({backend: f"{type(exc).__name__}: {exc}"}) from exc
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        logger.error("background task %s stopped", task.get_name(), exc_info=error)

@@ -40,6 +40,7 @@ from satellites_repo.errors import ConfigurationError
 __all__ = [
     "DataLayerConfig",
     "ElasticsearchConfig",
+    "EventsConfig",
     "FaissConfig",
     "OutboxConfig",
     "PostgresConfig",
@@ -299,6 +300,76 @@ class OutboxConfig(_Section):
     delivery_timeout: Seconds = 2.0
 
 
+class EventsConfig(_Section):
+    """The event bus, and how durable subscribers are retried.
+
+    ``backend``: ``memory`` (``InProcessEventBus``: plain handlers in this process,
+    durable ones delivered from Postgres) or ``rabbitmq`` (``RabbitMQEventBus`` on the
+    broker at ``host``/``port``; install ``satellites[rabbitmq]``). ``url``
+    (``amqp://user:password@host:port/vhost``) sets the connection fields in one go, the
+    password kept as a ``Secret``; fields given alongside win. ``exchange`` is the topic
+    exchange events are published to (routing key: the event type); ``queue_prefix``
+    names the durable queues (``<prefix><subscriber>``, dead letters in
+    ``<prefix><subscriber>.dead``). A durable subscriber's handler gets
+    ``max_attempts`` tries, ``Backoff(backoff_initial, backoff_max)`` apart, each within
+    ``handler_timeout``; then the event is dead-lettered (``satellites events retry``
+    revives it). ``poll_interval``, ``batch_size``: how often and how many deliveries a
+    durable subscriber of the in-process bus claims from Postgres. ``confirm_timeout``:
+    how long a publish waits for the broker's confirms before the outbox keeps the events
+    owed. ``prefetch``: unacknowledged messages a RabbitMQ consumer holds.
+    """
+
+    backend: Literal["memory", "rabbitmq"] = "memory"
+    host: Name = "localhost"
+    port: Port = 5672
+    username: Name = "guest"
+    password: Secret | None = None
+    virtual_host: str = "/"
+    exchange: Name = "satellites.events"
+    queue_prefix: Name = "satellites."
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    backoff_initial: Seconds = 0.5
+    backoff_max: Seconds = 60.0
+    handler_timeout: Seconds = 30.0
+    poll_interval: Seconds = 0.5
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    confirm_timeout: Seconds = 10.0
+    prefetch: Annotated[int, Field(ge=1, le=65_535)] = 100
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fields_from_url(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("url") is None:
+            return data
+        url = data["url"]
+        url = url.get_secret_value() if isinstance(url, SecretStr) else url
+        if not isinstance(url, str):
+            raise ValueError("url must be a string like amqp://user:password@host:5672/")
+        given = {key: value for key, value in data.items() if key != "url"}
+        return EventsConfig.from_url(url) | given
+
+    def password_value(self) -> str | None:
+        """The plain password, for the driver only."""
+        return _reveal(self.password)
+
+    def amqp_url(self) -> str:
+        """The URL for aio-pika, password included: for the driver, never for a message."""
+        login = quote(self.username, safe="")
+        password = quote(self.password_value() or "guest", safe="")
+        vhost = quote(self.virtual_host, safe="")
+        return f"amqp://{login}:{password}@{self.host}:{self.port}/{vhost}"
+
+    @classmethod
+    def from_url(cls, url: str) -> dict[str, Any]:
+        """The fields an ``amqp://[user:password@]host[:port][/vhost]`` URL sets."""
+        parts = _split_url(url, "events", {"amqp", "amqps"})
+        fields = _host_and_port(parts) | _credentials(parts)
+        vhost = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if vhost:
+            fields["virtual_host"] = unquote(vhost)
+        return fields
+
+
 class DataLayerConfig(_Section):
     """Everything a ``DataLayer`` needs. Every section has the seed's defaults."""
 
@@ -307,6 +378,7 @@ class DataLayerConfig(_Section):
     elasticsearch: ElasticsearchConfig = Field(default_factory=ElasticsearchConfig)
     faiss: FaissConfig = Field(default_factory=FaissConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     startup_timeout: Seconds = 10.0
     health_timeout: Seconds = 2.0
 
@@ -351,12 +423,13 @@ class _EnvSettings(BaseSettings):
     elasticsearch: dict[str, Any] = Field(default_factory=dict)
     faiss: dict[str, Any] = Field(default_factory=dict)
     outbox: dict[str, Any] = Field(default_factory=dict)
+    events: dict[str, Any] = Field(default_factory=dict)
     startup_timeout: float | None = None
     health_timeout: float | None = None
 
     def to_config(self) -> DataLayerConfig:
         """Validate the variables as one ``DataLayerConfig``; errors name the variable."""
-        data: dict[str, Any] = {"faiss": self.faiss, "outbox": self.outbox}
+        data: dict[str, Any] = {"faiss": self.faiss, "outbox": self.outbox, "events": self.events}
         from_urls: set[tuple[str, str]] = set()
         for section, parse in _URL_PARSERS.items():
             url_fields, given = self._url_fields(section, parse), getattr(self, section)
@@ -519,7 +592,7 @@ def redact(text: str, config: DataLayerConfig) -> str:
     inside a longer word are kept: with the password ``postgres``,
     ``sqlalchemy.dialects.postgresql`` stays readable.
     """
-    for section in (config.redis, config.postgres, config.elasticsearch):
+    for section in (config.redis, config.postgres, config.elasticsearch, config.events):
         secret = section.password_value()
         if secret:
             text = _mask(text, secret)

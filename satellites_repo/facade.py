@@ -19,10 +19,10 @@ from satellites_repo import postgres
 from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.backends.faiss import FaissBackend
 from satellites_repo.backends.redis import RedisBackend
-from satellites_repo.bootstrap import Runtime, build_backends, find_backend
+from satellites_repo.bootstrap import Runtime, build_backends, build_bus, find_backend
 from satellites_repo.config import DataLayerConfig, redact
 from satellites_repo.errors import ConfigurationError, LifecycleError, StartupError
-from satellites_repo.events import EventBus, InProcessEventBus
+from satellites_repo.events import CheckedBus, EventBus
 from satellites_repo.health import BackendHealth, Health, probe
 from satellites_repo.model import Registry
 from satellites_repo.ops import Operations
@@ -73,7 +73,7 @@ class DataLayer:
         configured = faiss.dimension if "dimension" in faiss.model_fields_set else None
         self._registry = Registry(repositories, configured)
         self._backends = build_backends(self._config, self._registry)
-        self._events = _checked_bus(events)
+        self._events = build_bus(self._config) if events is None else _checked_bus(events)
         self._state = _State.NEW
         self._pool: asyncpg.Pool | None = None
         self._engine: AsyncEngine | None = None
@@ -191,6 +191,8 @@ class DataLayer:
             "postgres": lambda: postgres.check_postgres(self.postgres),
             **{backend.name: backend.check for backend in self._backends},
         }
+        if isinstance(self._events, CheckedBus):
+            checks["events"] = self._events.check
         return await _probed(checks, timeout, self._config)
 
     async def __aenter__(self) -> Self:
@@ -243,10 +245,8 @@ class DataLayer:
         self._pool = self._engine = None
 
 
-def _checked_bus(events: EventBus | None) -> EventBus:
-    """The bus given (or an in-process one), refused early if it lacks the lifecycle methods."""
-    if events is None:
-        return InProcessEventBus()
+def _checked_bus(events: EventBus) -> EventBus:
+    """The bus given, refused early if it lacks the lifecycle methods."""
     missing = [name for name in ("publish_many", "start", "close") if not hasattr(events, name)]
     if missing:
         raise ConfigurationError(
@@ -293,9 +293,19 @@ async def probe_backends(config: DataLayerConfig) -> Health:
         finally:
             await backend.close()
 
+    async def bus_answers(bus: EventBus, checked: CheckedBus) -> None:
+        try:
+            await bus.start()
+            await checked.check()
+        finally:
+            await bus.close()
+
     checks: dict[str, Callable[[], Awaitable[object]]] = {"postgres": postgres_answers}
     for backend in backends:
         checks[backend.name] = functools.partial(backend_answers, backend)
+    bus = build_bus(config)
+    if isinstance(bus, CheckedBus):
+        checks["events"] = functools.partial(bus_answers, bus, bus)
     return await _probed(checks, config.health_timeout + config.startup_timeout, config)
 
 

@@ -4,19 +4,23 @@ The outbox's next attempt of a failed row, the relay's and settler's pauses afte
 pass, and reindex's retried bulk requests all wait ``Backoff.delay(attempt)``, so a
 backend coming back after an outage is not hit by every process at once. Background loops
 report through ``FailureLog``: the first failure with its traceback, then a count, so an
-outage is visible without a log line per second.
+outage is visible without a log line per second. ``BackgroundTasks`` owns such loops: a
+loop that stops on an error is logged, and ``close()`` always cancels and awaits them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["Backoff", "FailureLog"]
+__all__ = ["BackgroundTasks", "Backoff", "FailureLog"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -88,3 +92,32 @@ class FailureLog:
         if self.streak:
             self._logger.info("%s works again after %d failure(s)", self._what, self.streak)
         self.streak = 0
+
+
+class BackgroundTasks:
+    """Named background tasks: a crash is logged with its traceback, ``close`` ends them all."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=f"satellites {name}")
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
+
+    async def close(self) -> None:
+        """Cancel every task and wait until each has stopped."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error("background task %s stopped", task.get_name(), exc_info=error)

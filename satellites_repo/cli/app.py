@@ -16,6 +16,7 @@ from rich.markup import escape
 from satellites_repo.cli._common import console, health_table, load_config, settings
 from satellites_repo.cli.db import db_app
 from satellites_repo.cli.demo import demo
+from satellites_repo.cli.events import events_app
 from satellites_repo.cli.init import init
 from satellites_repo.cli.observe import metrics_command, top_command
 from satellites_repo.cli.ops import outbox_app, reindex_command, verify_command
@@ -76,6 +77,7 @@ app.command()(init)
 app.command()(demo)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(events_app, name="events")
 app.command("reindex")(reindex_command)
 app.command("verify")(verify_command)
 app.command("top")(top_command)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from satellites_repo.model import EntitySpec
     from satellites_repo.outbox import OutboxStore, Relay
     from satellites_repo.outbox.monitor import Throughput
+    from satellites_repo.subscriptions import DeliveryRegistry
     from satellites_repo.types import Backend, Progress
 
 __all__ = ["Drift", "Operations", "ReindexReport"]
@@ -77,6 +78,16 @@ class Operations:
     async def throughput(self, window: float = 60.0) -> Throughput:
         """Commits written in the last ``window`` seconds and how late their rows settled."""
         return await self._runtime.monitor.throughput(window)
+
+    @property
+    def subscriptions(self) -> DeliveryRegistry:
+        """Durable subscribers of the in-process bus: status, dead letters, purge."""
+        return self._runtime.deliveries
+
+    async def deliver_durable(self) -> int:
+        """Run this process's durable subscribers until nothing is due now (tests)."""
+        durable = self._runtime.durable
+        return 0 if durable is None else await durable.drain()
 
     async def settled(self) -> None:
         """Wait until the outbox marks of every commit so far are written (tests, shutdown)."""

@@ -11,10 +11,20 @@ from satellites_repo.events import DataEvent
 from satellites_repo.model.change import Change, Operation
 from satellites_repo.observe import OutboxStamp
 
-__all__ = ["EVENTS_TARGET", "OutboxRecord", "event_row_payload"]
+__all__ = [
+    "EVENTS_TARGET",
+    "REPAIR_EVENT_PREFIX",
+    "OutboxRecord",
+    "event_row_payload",
+    "stored_event",
+]
 
 EVENTS_TARGET = "events"
 """The pseudo-target for publishing a row's DataEvent on the bus."""
+
+REPAIR_EVENT_PREFIX = "repair:"
+"""How the ``event_id`` of a row owed by a repair starts: it re-applies a change to the
+projections and announces nothing, so durable subscribers skip it."""
 
 EVENT_OPERATION = "event"
 """``operation`` of a row that carries a custom event given to ``uow.emit``."""
@@ -86,14 +96,18 @@ class OutboxRecord:
         change = self.change
         if change is not None:
             return change.event(self.event_id)
-        stored = self.payload
-        return DataEvent(
-            type=stored["type"],
-            resource=stored["resource"],
-            key=stored["key"],
-            payload=stored["payload"],
-            source=stored["source"],
-            timestamp=dt.datetime.fromisoformat(stored["timestamp"]),
-            version=stored["version"],
-            id=self.event_id,
-        )
+        return stored_event(self.payload, self.event_id)
+
+
+def stored_event(stored: Mapping[str, Any], event_id: str) -> DataEvent:
+    """The event ``event_row_payload`` stored, with its id."""
+    return DataEvent(
+        type=stored["type"],
+        resource=stored["resource"],
+        key=stored["key"],
+        payload=stored["payload"],
+        source=stored["source"],
+        timestamp=dt.datetime.fromisoformat(stored["timestamp"]),
+        version=stored["version"],
+        id=event_id,
+    )

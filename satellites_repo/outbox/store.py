@@ -21,6 +21,7 @@ from satellites_repo.model.codec import json_bytes, json_safe
 from satellites_repo.outbox.records import (
     EVENT_OPERATION,
     EVENTS_TARGET,
+    REPAIR_EVENT_PREFIX,
     OutboxRecord,
     event_row_payload,
 )
@@ -167,7 +168,7 @@ class OutboxStore:
                 "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::text[], 0)",
                 [
                     (
-                        row["event_id"],
+                        REPAIR_EVENT_PREFIX + row["event_id"],
                         row["entity"],
                         row["key"],
                         row["operation"],
@@ -365,11 +366,19 @@ class OutboxStore:
         return _affected(result)
 
     async def purge(self, done_older_than: dt.timedelta) -> int:
-        """Delete settled rows older than the age given; followers behind it must rebuild."""
+        """Delete settled rows older than the age given; followers behind it must rebuild.
+
+        Rows a durable event subscriber has not read yet, still owes or dead-lettered
+        (``satellites events retry`` needs them) are kept.
+        """
         async with self._pool.acquire() as connection, connection.transaction():
             purged = await connection.fetchrow(
-                "WITH gone AS (DELETE FROM satellites_outbox WHERE cardinality(pending) = 0 "
-                "AND done_at < now() - $1::interval RETURNING txid) "
+                "WITH gone AS (DELETE FROM satellites_outbox AS o WHERE cardinality(pending) = 0 "
+                "AND done_at < now() - $1::interval "
+                "AND txid < (SELECT coalesce(min(position), o.txid + 1) "
+                "FROM satellites_subscriptions) "
+                "AND NOT EXISTS (SELECT 1 FROM satellites_deliveries AS d WHERE d.seq = o.seq "
+                "AND d.done_at IS NULL) RETURNING txid) "
                 "SELECT count(*), max(txid) FROM gone",
                 done_older_than,
             )

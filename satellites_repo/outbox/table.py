@@ -1,4 +1,5 @@
-"""The library's own tables: the outbox and a small key/value of watermarks.
+"""The library's own tables: the outbox, a small key/value of watermarks, and durable
+event subscriptions with their deliveries.
 
 Both live in ``Base.metadata``, so an application's Alembic autogenerate that targets
 ``Base.metadata`` includes them; the library's migration creates them.
@@ -7,6 +8,12 @@ An outbox row is written in the same transaction as the change it describes. ``s
 orders rows; ``txid`` (the writing transaction's id) lets a follower read every committed
 row exactly once in order of completion: rows of transactions older than the snapshot's
 xmin can no longer appear, so a follower's position is an xmin, not a ``seq``.
+
+A durable subscriber of the in-process bus is a row of ``satellites_subscriptions`` (its
+pattern and its position in the outbox, an xmin as a follower's) and one row of
+``satellites_deliveries`` per matching outbox row, until it is done: the event
+publication registry. The outbox keeps a row while a subscriber still owes it, or has
+not read it yet.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     Table,
     Text,
     event,
@@ -31,7 +39,13 @@ from sqlalchemy.engine import Connection
 
 from satellites_repo.orm.base import Base
 
-__all__ = ["OUTBOX_CHANNEL", "meta_table", "outbox_table"]
+__all__ = [
+    "OUTBOX_CHANNEL",
+    "delivery_table",
+    "meta_table",
+    "outbox_table",
+    "subscription_table",
+]
 
 OUTBOX_CHANNEL = "satellites_outbox"
 """The NOTIFY channel a commit with outbox rows signals, waking followers at once."""
@@ -81,4 +95,45 @@ meta_table = Table(
     Base.metadata,
     Column("name", Text, primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+subscription_table = Table(
+    "satellites_subscriptions",
+    Base.metadata,
+    Column("name", Text, primary_key=True),
+    Column("pattern", Text, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+OWED = "done_at IS NULL AND dead_at IS NULL"
+
+delivery_table = Table(
+    "satellites_deliveries",
+    Base.metadata,
+    Column("subscriber", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("txid", BigInteger, nullable=False),
+    Column("entity", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_error", Text),
+    Column("dead_at", DateTime(timezone=True)),
+    Column("done_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("subscriber", "seq"),
+    Index(
+        "ix_satellites_deliveries_due",
+        "subscriber",
+        "next_attempt_at",
+        postgresql_where=text(OWED),
+    ),
+    Index(
+        "ix_satellites_deliveries_key",
+        "subscriber",
+        "entity",
+        "key",
+        "seq",
+        postgresql_where=text(OWED),
+    ),
 )

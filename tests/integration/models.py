@@ -27,7 +27,12 @@ from satellites_repo import (
     Versioned,
 )
 from satellites_repo.orm.base import NAMING_CONVENTION
-from satellites_repo.outbox.table import meta_table, outbox_table
+from satellites_repo.outbox.table import (
+    delivery_table,
+    meta_table,
+    outbox_table,
+    subscription_table,
+)
 
 DIMENSION = 4
 
@@ -38,7 +43,7 @@ class IntegrationModel(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-for _table in (outbox_table, meta_table):
+for _table in (outbox_table, meta_table, subscription_table, delivery_table):
     _table.to_metadata(IntegrationModel.metadata)
 
 

@@ -65,7 +65,12 @@ def tables(schema: str) -> set[str]:
     return asyncio.run(table_names(schema))
 
 
-LIBRARY_TABLES = {"satellites_outbox", "satellites_meta"}
+LIBRARY_TABLES = {
+    "satellites_outbox",
+    "satellites_meta",
+    "satellites_subscriptions",
+    "satellites_deliveries",
+}
 EXAMPLE_TABLES = {"kb_tenants", "kb_articles"}
 
 
@@ -82,7 +87,7 @@ def test_upgrade_downgrade_and_upgrade_again(schema: str) -> None:
     assert again.returncode == 0, again.stderr
     current = satellites(schema, "current").stdout
     assert "0002_knowledge_base (head)" in current
-    assert "0001_satellites (head)" in current
+    assert "0002_event_subscriptions (head)" in current
 
 
 def test_check_passes_at_head_and_fails_behind_it(schema: str) -> None:
@@ -101,7 +106,8 @@ def test_check_passes_at_head_and_fails_behind_it(schema: str) -> None:
 def test_the_library_branch_is_applied_beside_the_application(schema: str) -> None:
     """Two roots, two heads: the library's revisions never sit in the application's chain."""
     history = satellites(schema, "history").stdout
-    assert "<base> -> 0001_satellites (satellites) (head)" in history
+    assert "<base> -> 0001_satellites (satellites)" in history
+    assert "0001_satellites -> 0002_event_subscriptions (satellites) (head)" in history
     assert "<base> -> 0002_knowledge_base (head)" in history
     assert satellites(schema, "upgrade", "satellites@head").returncode == 0
     assert tables(schema) == LIBRARY_TABLES | {"alembic_version"}
@@ -160,7 +166,7 @@ def test_two_upgrades_at_once_apply_once(schema: str) -> None:
     assert [run.returncode for run in runs] == [0, 0], [err.decode() for _, err in outcomes]
     versions = sql("SELECT version_num FROM alembic_version", schema=schema)
     assert sorted(row["version_num"] for row in versions) == [
-        "0001_satellites",
+        "0002_event_subscriptions",
         "0002_knowledge_base",
     ]
     assert tables(schema) == LIBRARY_TABLES | EXAMPLE_TABLES | {"alembic_version"}

@@ -115,4 +115,11 @@ def test_the_cli_registers_no_model_of_the_demo() -> None:
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.strip() == "['satellites_meta', 'satellites_outbox']"
+    assert done.stdout.strip() == str(
+        [
+            "satellites_deliveries",
+            "satellites_meta",
+            "satellites_outbox",
+            "satellites_subscriptions",
+        ]
+    )
