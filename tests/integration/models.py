@@ -43,7 +43,10 @@ class IntegrationModel(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-for _table in (outbox_table, meta_table, subscription_table, delivery_table):
+LIBRARY_TABLES = (outbox_table, meta_table, subscription_table, delivery_table)
+"""The library's own tables, copied into each test base's MetaData."""
+
+for _table in LIBRARY_TABLES:
     _table.to_metadata(IntegrationModel.metadata)
 
 
@@ -91,7 +94,7 @@ class SearchModel(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-for _table in (outbox_table, meta_table):
+for _table in LIBRARY_TABLES:
     _table.to_metadata(SearchModel.metadata)
 
 
