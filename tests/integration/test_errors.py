@@ -17,6 +17,7 @@ from satellites_repo import (
     StartupError,
     UnavailableError,
 )
+from satellites_repo.facade import probe_backends
 from tests.integration.conftest import subprocess_environment
 from tests.integration.models import Article, Articles
 
@@ -103,3 +104,14 @@ async def test_startup_names_the_backend(config: DataLayerConfig) -> None:
     with pytest.raises(StartupError) as raised:
         await DataLayer(broken).start()
     assert set(raised.value.failures) == {"redis"}
+
+
+async def test_health_probes_each_backend_on_its_own(config: DataLayerConfig) -> None:
+    """A wrong Postgres password (here: a closed port) never marks Redis or ES down."""
+    broken = config.replace(postgres=config.postgres.replace(port=1), startup_timeout=5)
+    health = await probe_backends(broken)
+    assert not health.ok
+    assert health.details["postgres"]["status"] == "down"
+    assert {name: entry["status"] for name, entry in health.details.items() if name != "postgres"}
+    for name in ("redis", "elasticsearch", "faiss"):
+        assert health.details[name]["status"] == "ok", health.details[name]

@@ -162,3 +162,32 @@ def test_search_index_mapping_is_strict_and_typed() -> None:
     }
     assert index.text_fields == ["title"]
     assert index.filter_fields == ["tenant_id"]
+
+
+class DocVectors(Repository[Doc]):
+    vectors = VectorField("embedding", namespace="docs", metadata=("tenant_id",))
+
+
+def test_the_vector_dimension_comes_from_the_vector_column() -> None:
+    assert Registry([DocVectors]).vector_dimension == 8
+    assert Registry([]).vector_dimension is None
+
+
+def test_a_layer_without_a_configured_dimension_takes_the_columns() -> None:
+    from satellites_repo import DataLayer, DataLayerConfig
+
+    assert DataLayer(DataLayerConfig(), repositories=[DocVectors]).vectors.dimension == 8
+
+
+def test_repositories_whose_vectors_disagree_are_one_clear_error() -> None:
+    class Wide(UnitModel, Versioned):
+        __tablename__ = "unit_wide"
+        id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+        tenant_id: Mapped[str]
+        embedding: Mapped[list[float]] = mapped_column(Vector(16))
+
+    class Wides(Repository[Wide]):
+        vectors = VectorField("embedding", namespace="wide")
+
+    with pytest.raises(ConfigurationError, match=r"Wides.*Vector\(16\).*DocVectors's vectors"):
+        Registry([DocVectors, Wides])
