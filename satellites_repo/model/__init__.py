@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from satellites_repo.model.change import Change, ChangeSet, Operation
 from satellites_repo.model.codec import RowCodec, json_bytes, json_safe
-from satellites_repo.model.policies import CachePolicy, FieldType, SearchIndex, VectorField
+from satellites_repo.model.policies import (
+    CachePolicy,
+    DenseVector,
+    FieldType,
+    SearchIndex,
+    Similarity,
+    VectorEngine,
+    VectorField,
+)
 from satellites_repo.model.results import (
     HybridHit,
     Page,
@@ -30,6 +38,7 @@ __all__ = [
     "CachePolicy",
     "Change",
     "ChangeSet",
+    "DenseVector",
     "EntitySpec",
     "FieldType",
     "HybridHit",
@@ -44,9 +53,11 @@ __all__ = [
     "SearchIndex",
     "SearchOptions",
     "SearchPage",
+    "Similarity",
     "TextQuery",
     "TextSearch",
     "Vector",
+    "VectorEngine",
     "VectorField",
     "VectorHit",
     "VectorQuery",

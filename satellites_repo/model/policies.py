@@ -19,7 +19,16 @@ from typing import Any, Literal, Protocol, TypeVar, get_args, overload
 from satellites_repo.model.results import TextSearch
 from satellites_repo.vectors import check_namespace
 
-__all__ = ["CachePolicy", "FieldType", "SearchIndex", "SearchOwner", "VectorField"]
+__all__ = [
+    "CachePolicy",
+    "DenseVector",
+    "FieldType",
+    "SearchIndex",
+    "SearchOwner",
+    "Similarity",
+    "VectorEngine",
+    "VectorField",
+]
 
 T = TypeVar("T")
 
@@ -34,6 +43,13 @@ FieldType = Literal[
     "text", "keyword", "integer", "long", "float", "double", "boolean", "date", "search_as_you_type"
 ]
 _FIELD_TYPES = frozenset(get_args(FieldType))
+
+VectorEngine = Literal["faiss", "elasticsearch"]
+"""Where a ``VectorField``'s vectors are indexed: this process (FAISS) or the search cluster."""
+
+Similarity = Literal["cosine", "dot_product", "l2_norm", "max_inner_product"]
+_ENGINES = frozenset(get_args(VectorEngine))
+_SIMILARITIES = frozenset(get_args(Similarity))
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
 
 
@@ -53,6 +69,27 @@ class CachePolicy:
             raise ValueError("CachePolicy ttl and tombstone_ttl must be positive seconds")
 
 
+@dataclass(frozen=True, slots=True)
+class DenseVector:
+    """A ``dense_vector`` field of a search document (the Elasticsearch vector engine)."""
+
+    column: str
+    dims: int
+    similarity: Similarity = "cosine"
+    index_options: Mapping[str, Any] | None = None
+
+    def mapping(self) -> dict[str, Any]:
+        mapping: dict[str, Any] = {
+            "type": "dense_vector",
+            "dims": self.dims,
+            "index": True,
+            "similarity": self.similarity,
+        }
+        if self.index_options is not None:
+            mapping["index_options"] = dict(self.index_options)
+        return mapping
+
+
 @dataclass(frozen=True)
 class SearchIndex:
     """An Elasticsearch index over some of the model's columns.
@@ -68,13 +105,15 @@ class SearchIndex:
     index: str
     fields: Mapping[str, FieldType]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    vector: DenseVector | None = None
+    """Set by the Elasticsearch backend when the repository's vectors live in this index."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.index):
             raise ValueError(
                 f"SearchIndex name {self.index!r} must be lowercase letters, digits, '_', '-', '.'"
             )
-        if not self.fields:
+        if not self.fields and self.vector is None:
             raise ValueError(f"SearchIndex {self.index!r} needs at least one field")
         for name, kind in self.fields.items():
             if kind not in _FIELD_TYPES:
@@ -94,7 +133,9 @@ class SearchIndex:
         return [name for name, kind in self.fields.items() if kind not in ("text",)]
 
     def mappings(self) -> dict[str, Any]:
-        properties = {name: {"type": kind} for name, kind in self.fields.items()}
+        properties: dict[str, Any] = {name: {"type": kind} for name, kind in self.fields.items()}
+        if self.vector is not None:
+            properties[self.vector.column] = self.vector.mapping()
         return {"dynamic": "strict", "properties": properties}
 
     @overload
@@ -113,21 +154,66 @@ class SearchIndex:
 
 @dataclass(frozen=True, slots=True)
 class VectorField:
-    """The model's ``Vector`` column indexed in FAISS under ``namespace``.
+    """The model's ``Vector`` column, indexed for ``similar`` and ``hybrid``.
 
     ``metadata`` names the columns stored beside each vector, which ``similar`` and
     ``hybrid`` can filter on (typically the tenant).
+
+    ``engine="faiss"`` (the default): every process holds the vectors in FAISS under
+    ``namespace``. ``engine="elasticsearch"``: the vector is a ``dense_vector`` field of
+    the repository's search document (an index named ``namespace``, else the table, when
+    the repository declares no ``SearchIndex``), ranked by a filtered kNN search;
+    ``similarity`` and ``index_options`` (e.g. ``{"type": "int8_hnsw"}``) go into its
+    mapping and apply to that engine only.
     """
 
     column: str
-    namespace: str
+    namespace: str = ""
     metadata: tuple[str, ...] = ()
+    engine: VectorEngine = "faiss"
+    similarity: Similarity = "cosine"
+    index_options: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.column:
             raise ValueError("VectorField needs the name of a Vector column")
-        check_namespace(self.namespace)
+        if self.engine not in _ENGINES:
+            raise ValueError(
+                f"VectorField engine {self.engine!r} is unknown; use one of {sorted(_ENGINES)}"
+            )
+        if self.similarity not in _SIMILARITIES:
+            raise ValueError(
+                f"VectorField similarity {self.similarity!r} is unknown; "
+                f"use one of {sorted(_SIMILARITIES)}"
+            )
+        if self.engine == "faiss":
+            if self.similarity != "cosine" or self.index_options is not None:
+                raise ValueError(
+                    "VectorField similarity and index_options apply to "
+                    "engine='elasticsearch' only (FAISS ranks by cosine; see FaissConfig)"
+                )
+            check_namespace(self.namespace)
+        elif self.namespace and not _NAME.match(self.namespace):
+            raise ValueError(
+                f"VectorField namespace {self.namespace!r} names an index: use lowercase "
+                "letters, digits, '_', '-', '.'"
+            )
         object.__setattr__(self, "metadata", tuple(self.metadata))
+
+    def checked_filters(self, filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """``filters`` on the metadata (a tuple or set as a list), or ``ValueError``."""
+        if not filters:
+            return None
+        unknown = sorted(set(filters) - set(self.metadata))
+        if unknown:
+            raise ValueError(
+                f"cannot filter vectors of {self.namespace or self.column!r} on {unknown}; "
+                f"filterable metadata is {list(self.metadata)}"
+            )
+        return {
+            name: list(value) if isinstance(value, tuple | set | frozenset) else value
+            for name, value in filters.items()
+        }
 
 
 class _NoSearchIndex(SearchIndex):

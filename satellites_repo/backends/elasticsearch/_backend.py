@@ -2,26 +2,40 @@
 request per batch, so Elasticsearch itself refuses a stale or replayed write (a 409 that is
 expected and skipped). Each ``SearchIndex`` is reached through an alias that points at a
 concrete, numbered index, so a reindex can build a new one and swap the alias atomically.
+
+The Elasticsearch vector engine (``VectorField(engine="elasticsearch")``) lives here, not
+in a backend of its own: the vector is a ``dense_vector`` field of the same document, so
+one versioned write carries the text fields and the vector together (two backends writing
+one externally versioned document would refuse each other's writes as stale), and reindex,
+verify and the version guards are the document's. A repository with such vectors and no
+``SearchIndex`` gets a document index of its own (``VectorField.namespace``, else the table).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, TransportError
 
-from satellites_repo.backends.elasticsearch._query import es_query
+from satellites_repo.backends.elasticsearch._query import es_knn, es_query, similarity
 from satellites_repo.backends.elasticsearch._reindex import Reindexed, reindex
 from satellites_repo.errors import ProjectionError, RepositoryError, UnavailableError
 from satellites_repo.health import proven
-from satellites_repo.model import Change, Operation, RankedHit, RankedPage
+from satellites_repo.model import (
+    Change,
+    DenseVector,
+    Operation,
+    RankedHit,
+    RankedPage,
+    SearchIndex,
+)
 
 if TYPE_CHECKING:
     from satellites_repo.config import ElasticsearchConfig
-    from satellites_repo.model import EntitySpec, Registry, SearchIndex, TextQuery
+    from satellites_repo.model import EntitySpec, Registry, TextQuery, VectorField, VectorQuery
     from satellites_repo.types import AbsentKeys, Progress, RowSource
 
 __all__ = ["ElasticsearchBackend"]
@@ -36,7 +50,8 @@ Refresh = Literal["false", "true", "wait_for"]
 
 
 class ElasticsearchBackend:
-    """Indexes and ranks the repositories that declare a ``SearchIndex``."""
+    """Indexes and ranks the repositories that declare a ``SearchIndex``, and the vectors
+    of those whose ``VectorField`` names the ``elasticsearch`` engine."""
 
     name = "elasticsearch"
     shared = True
@@ -45,6 +60,7 @@ class ElasticsearchBackend:
         self._config = config
         self._registry = registry
         self._client: AsyncElasticsearch | None = None
+        self._indices = {spec.table: _document_index(spec) for spec in registry.specs}
 
     @property
     def client(self) -> AsyncElasticsearch:
@@ -56,8 +72,15 @@ class ElasticsearchBackend:
     def alias(self, index: SearchIndex) -> str:
         return f"{self._config.index_prefix}{index.index}"
 
+    def index_of(self, spec: EntitySpec) -> SearchIndex | None:
+        """The repository's document index: its ``SearchIndex``, plus its vector if any."""
+        return self._indices.get(spec.table)
+
     def covers(self, spec: EntitySpec) -> bool:
-        return spec.search is not None
+        return self.index_of(spec) is not None
+
+    def holds_vectors(self, spec: EntitySpec) -> bool:
+        return _engine_vectors(spec) is not None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -65,9 +88,9 @@ class ElasticsearchBackend:
         """Connect, then create ``<alias>-000001`` behind each alias that does not exist."""
         client = _client(self._config)
         self._client = await proven(client, _cluster_answers, client.close)
-        for spec in self._registry.specs:
-            if spec.search is not None:
-                await self._ensure_index(spec.search)
+        for index in self._indices.values():
+            if index is not None:
+                await self._ensure_index(index)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -130,9 +153,10 @@ class ElasticsearchBackend:
         operations: list[Mapping[str, Any]] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
-            if spec is None or spec.search is None:
+            index = None if spec is None else self.index_of(spec)
+            if index is None:
                 continue
-            operations.extend(self._operation(spec.search, change, into))
+            operations.extend(self._operation(index, change, into))
         if not operations:
             return
         try:
@@ -156,6 +180,8 @@ class ElasticsearchBackend:
         if change.operation is Operation.DELETED:
             return [{"delete": meta}]
         document = {name: change.payload.get(name) for name in index.fields}
+        if index.vector is not None:
+            document[index.vector.column] = change.payload.get(index.vector.column)
         return [{"index": meta}, document]
 
     def _raise_item_errors(self, items: Sequence[Mapping[str, Any]]) -> None:
@@ -177,23 +203,74 @@ class ElasticsearchBackend:
     # -- TextRanker ----------------------------------------------------------------------
 
     async def rank(self, spec: EntitySpec, request: TextQuery) -> RankedPage:
-        index = spec.search
-        assert index is not None
-        highlights: dict[str, Any] | None = None
+        index = self._index(spec)
+        response = await self._searched(
+            spec, index, self.client.search(**self._text_body(index, request))
+        )
+        return _ranked_page(response)
+
+    def _text_body(self, index: SearchIndex, request: TextQuery) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "index": self.alias(index),
+            "query": es_query(index, request.query, request.filters),
+            "size": request.limit,
+            "from_": request.offset,
+            "source": False,
+            "track_total_hits": True,
+        }
         if isinstance(request.query, str) and index.text_fields:
-            highlights = {"fields": {name: {} for name in index.text_fields}}
-        body = es_query(index, request.query, request.filters)
+            body["highlight"] = {"fields": {name: {} for name in index.text_fields}}
+        return body
+
+    # -- VectorRanker and HybridRanker ---------------------------------------------------
+
+    async def nearest(self, spec: EntitySpec, request: VectorQuery) -> list[tuple[str, float]]:
+        """The ``k`` nearest documents by a filtered kNN search over the dense_vector field."""
+        index, field = self._index(spec), _vectors_of(spec)
+        search = self.client.search(
+            index=self.alias(index), knn=es_knn(index, field, request), size=request.k, source=False
+        )
+        return _neighbours(index, await self._searched(spec, index, search))
+
+    async def rank_both(
+        self, spec: EntitySpec, text: TextQuery, vector: VectorQuery
+    ) -> tuple[RankedPage, list[tuple[str, float]]]:
+        """The text ranking and the kNN ranking in one ``msearch`` round trip."""
+        index, field = self._index(spec), _vectors_of(spec)
+        alias = self.alias(index)
+        text_body = self._text_body(index, text)
+        searches: list[Mapping[str, Any]] = [
+            {"index": alias},
+            {
+                "query": text_body["query"],
+                "size": text.limit,
+                "from": text.offset,
+                "_source": False,
+                "track_total_hits": True,
+            },
+            {"index": alias},
+            {"knn": es_knn(index, field, vector), "size": vector.k, "_source": False},
+        ]
+        response = await self._searched(spec, index, self.client.msearch(searches=searches))
+        text_result, vector_result = response["responses"]
+        for result in (text_result, vector_result):
+            if "error" in result:
+                raise RepositoryError(
+                    f"{spec.name}: Elasticsearch refused the query on {index.index!r}: "
+                    f"{_error_reason(result['error'])}"
+                )
+        return _ranked_page(text_result), _neighbours(index, vector_result)
+
+    def _index(self, spec: EntitySpec) -> SearchIndex:
+        index = self.index_of(spec)
+        assert index is not None
+        return index
+
+    async def _searched(self, spec: EntitySpec, index: SearchIndex, search: Awaitable[Any]) -> Any:
+        """Await one search call within the deadline, its errors translated."""
         try:
             async with asyncio.timeout(self._config.call_timeout):
-                response = await self.client.search(
-                    index=self.alias(index),
-                    query=body,
-                    size=request.limit,
-                    from_=request.offset,
-                    source=False,
-                    highlight=highlights,
-                    track_total_hits=True,
-                )
+                return await search
         except TimeoutError as exc:
             raise UnavailableError(self.name, f"search of {index.index!r} timed out") from exc
         except ApiError as exc:
@@ -205,11 +282,6 @@ class ElasticsearchBackend:
             raise UnavailableError(self.name, f"search of {index.index!r}: {exc}") from exc
         except TransportError as exc:
             raise UnavailableError(self.name, f"search of {index.index!r}: {exc}") from exc
-        hits = [
-            RankedHit(hit["_id"], float(hit["_score"] or 0.0), hit.get("highlight", {}))
-            for hit in response["hits"]["hits"]
-        ]
-        return RankedPage(hits, int(response["hits"]["total"]["value"]))
 
     # -- operations ----------------------------------------------------------------------
 
@@ -226,9 +298,8 @@ class ElasticsearchBackend:
 
 class _SearchProbe:
     def __init__(self, backend: ElasticsearchBackend, spec: EntitySpec) -> None:
-        assert spec.search is not None
         self._client = backend.client
-        self._alias = backend.alias(spec.search)
+        self._alias = backend.alias(backend._index(spec))
 
     async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
         response = await self._client.mget(index=self._alias, ids=list(keys), source=False)
@@ -261,6 +332,53 @@ class _SearchProbe:
         return {key: versions[key] for key in await absent(list(versions))}
 
 
+def _engine_vectors(spec: EntitySpec) -> VectorField | None:
+    vectors = spec.vectors
+    return vectors if vectors is not None and vectors.engine == "elasticsearch" else None
+
+
+def _vectors_of(spec: EntitySpec) -> VectorField:
+    vectors = _engine_vectors(spec)
+    if vectors is None:
+        raise RepositoryError(f"{spec.name}: its vectors are not indexed in Elasticsearch")
+    return vectors
+
+
+def _document_index(spec: EntitySpec) -> SearchIndex | None:
+    """The ``SearchIndex``, with the dense_vector field and keyword metadata when the
+    repository's vectors use this engine (a new index for a repository without one)."""
+    vectors = _engine_vectors(spec)
+    if vectors is None:
+        return spec.search
+    dims = spec.vector_dimension
+    assert dims is not None
+    base = spec.search
+    fields = dict(base.fields) if base is not None else {}
+    for name in vectors.metadata:
+        fields.setdefault(name, "keyword")
+    return SearchIndex(
+        base.index if base is not None else vectors.namespace or spec.table.lower(),
+        fields,
+        dict(base.settings) if base is not None else {},
+        vector=DenseVector(vectors.column, dims, vectors.similarity, vectors.index_options),
+    )
+
+
+def _ranked_page(response: Mapping[str, Any]) -> RankedPage:
+    hits = [
+        RankedHit(hit["_id"], float(hit["_score"] or 0.0), hit.get("highlight", {}))
+        for hit in response["hits"]["hits"]
+    ]
+    return RankedPage(hits, int(response["hits"]["total"]["value"]))
+
+
+def _neighbours(index: SearchIndex, response: Mapping[str, Any]) -> list[tuple[str, float]]:
+    return [
+        (hit["_id"], similarity(index, float(hit["_score"] or 0.0)))
+        for hit in response["hits"]["hits"]
+    ]
+
+
 def _client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     auth: dict[str, Any] = {}
     password = config.password_value()
@@ -281,7 +399,11 @@ async def _cluster_answers(client: AsyncElasticsearch) -> None:
 
 def _reason(exc: ApiError) -> str:
     info = exc.info if isinstance(exc.info, dict) else {}
-    error = info.get("error", {})
-    if isinstance(error, dict):
-        return str(error.get("reason") or error.get("type") or exc.message)
-    return str(exc.message)
+    return _error_reason(info.get("error", {})) or str(exc.message)
+
+
+def _error_reason(error: object) -> str:
+    """The reason (else the type) an Elasticsearch error body gives."""
+    if not isinstance(error, dict):
+        return str(error)
+    return str(error.get("reason") or error.get("type") or "")

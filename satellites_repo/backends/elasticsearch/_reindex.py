@@ -46,7 +46,7 @@ class Reindexed:
 async def reindex(
     backend: ElasticsearchBackend, spec: EntitySpec, source: RowSource, progress: Progress
 ) -> Reindexed:
-    index = spec.search
+    index = backend.index_of(spec)
     assert index is not None
     client = backend.client
     _, leftovers = await backend.indices_of(index)
