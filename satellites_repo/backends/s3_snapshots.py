@@ -32,7 +32,8 @@ import datetime as dt
 import hashlib
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import obstore
@@ -55,6 +56,8 @@ _CURRENT = "CURRENT"
 _LOCK_NAMESPACE = "satellites.faiss.snapshots:"
 _RETRIES = 3
 
+T = TypeVar("T")
+
 
 class S3Snapshots:
     """Uploads this process's snapshot to the store, and restores the newest good one."""
@@ -66,6 +69,8 @@ class S3Snapshots:
         self._retention = config.snapshot_retention
         self._store = _s3_store(config)
         self._lock_key = _lock_key(self.url)
+        self.restored: str | None = None
+        """The snapshot the last ``restore`` loaded (``None``: none was usable)."""
 
     # -- restore -------------------------------------------------------------------------
 
@@ -76,7 +81,7 @@ class S3Snapshots:
         Errors of one snapshot (missing files, checksums) are logged and the next older
         one is tried; an unreachable store raises.
         """
-        committed, _ = await self._folders()
+        committed, _ = await self.folders()
         for name in sorted(committed, reverse=True):
             try:
                 await index.install_snapshot(await self._download(name))
@@ -85,7 +90,9 @@ class S3Snapshots:
                 logger.warning("skipping FAISS snapshot %s/%s: %s", self.url, name, exc)
                 continue
             logger.info("loaded FAISS snapshot %s/%s", self.url, name)
+            self.restored = name
             return name
+        self.restored = None
         return None
 
     async def _download(self, name: str) -> dict[str, bytes]:
@@ -95,7 +102,7 @@ class S3Snapshots:
             result = await obstore.get_async(self._store, path)
             return path.removeprefix(f"{name}/"), bytes(await result.bytes_async())
 
-        return dict(await asyncio.gather(*(one(path) for path in paths)))
+        return dict(await _all([one(path) for path in paths]))
 
     # -- upload --------------------------------------------------------------------------
 
@@ -127,9 +134,7 @@ class S3Snapshots:
         pointer = files.pop(_CURRENT)
         manifests = [path for path in files if path.endswith("/manifest.json")]
         data = [path for path in files if path not in manifests]
-        await asyncio.gather(
-            *(obstore.put_async(self._store, f"{name}/{path}", files[path]) for path in data)
-        )
+        await _all([obstore.put_async(self._store, f"{name}/{path}", files[path]) for path in data])
         for path in manifests:
             await obstore.put_async(self._store, f"{name}/{path}", files[path])
         await obstore.put_async(self._store, f"{name}/{_CURRENT}", pointer)
@@ -139,7 +144,7 @@ class S3Snapshots:
 
     async def _prune(self, *, keep: str) -> None:
         """Keep the newest ``retention`` snapshots; remove older ones and cut uploads."""
-        committed, cut = await self._folders()
+        committed, cut = await self.folders()
         stale = sorted(committed, reverse=True)[self._retention :]
         for name in [*stale, *(name for name in cut if name != keep)]:
             try:
@@ -156,11 +161,20 @@ class S3Snapshots:
     # -- listing -------------------------------------------------------------------------
 
     async def _paths(self, name: str) -> list[str]:
-        return [
-            meta["path"] async for batch in obstore.list(self._store, f"{name}/") for meta in batch
-        ]
+        """The files of snapshot ``name``: ``CURRENT`` and ``snapshot-<hex>/<file>``.
 
-    async def _folders(self) -> tuple[list[str], list[str]]:
+        Anything else listed is left out: stores over a file system (s3proxy) list their
+        folders as objects too.
+        """
+        paths = []
+        async for batch in obstore.list(self._store, f"{name}/"):
+            for meta in batch:
+                rest = meta["path"].removeprefix(f"{name}/")
+                if rest == _CURRENT or rest.count("/") == 1:
+                    paths.append(meta["path"])
+        return paths
+
+    async def folders(self) -> tuple[list[str], list[str]]:
         """(snapshot folders with ``CURRENT``: committed, folders without: cut uploads)."""
         committed: set[str] = set()
         seen: set[str] = set()
@@ -171,6 +185,16 @@ class S3Snapshots:
                 if rest == _CURRENT:
                     committed.add(folder)
         return sorted(committed), sorted(seen - committed)
+
+
+async def _all(calls: Sequence[Awaitable[T]]) -> list[T]:
+    """Await every call, even when one fails (no result is left unretrieved); then raise
+    the first failure."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast("list[T]", results)
 
 
 def _s3_store(config: FaissConfig) -> S3Store:
