@@ -38,7 +38,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from elasticsearch import AsyncElasticsearch
@@ -93,7 +93,8 @@ def clustered(rng: np.random.Generator, count: int, centres: np.ndarray) -> np.n
     noise = rng.standard_normal((count, DIMENSION), dtype=np.float32) * (NOISE / DIMENSION**0.5)
     vectors = centres[picks] + noise
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors.astype(np.float32)
+    result: np.ndarray = vectors.astype(np.float32)
+    return result
 
 
 def exact_top(corpus: np.ndarray, queries: np.ndarray) -> list[set[int]]:
@@ -124,7 +125,7 @@ def recall(found: list[list[int]], truth: list[set[int]]) -> float:
 
 
 async def bench_faiss(
-    kind: str, corpus: np.ndarray, queries: np.ndarray, truth: list[set[int]]
+    kind: Literal["flat", "hnsw"], corpus: np.ndarray, queries: np.ndarray, truth: list[set[int]]
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         before = rss_bytes()

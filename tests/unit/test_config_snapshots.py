@@ -36,7 +36,7 @@ def test_defaults_keep_snapshots_local() -> None:
 )
 def test_bad_settings_name_the_field(fields: dict[str, object], problem: str) -> None:
     with pytest.raises(ConfigurationError, match=problem.replace("?", "\\?")):
-        FaissConfig(**fields)  # type: ignore[arg-type]
+        FaissConfig(**fields)
 
 
 def test_the_key_pair_is_secret_and_redacted() -> None:
