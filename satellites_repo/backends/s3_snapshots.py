@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import obstore
+from obstore.exceptions import BaseError
 from obstore.store import S3Store
 
 from satellites_repo import postgres
@@ -77,22 +78,26 @@ class S3Snapshots:
     async def restore(self, index: VectorIndex) -> str | None:
         """Load the newest snapshot that passes every check; its name, or ``None``.
 
-        ``None``: the store has no usable snapshot, so the caller rebuilds from Postgres.
-        Errors of one snapshot (missing files, checksums) are logged and the next older
-        one is tried; an unreachable store raises.
+        ``None``: the store has no usable snapshot, or does not answer, so the caller
+        rebuilds from Postgres (a start never fails for want of a snapshot). Errors of
+        one snapshot (missing files, checksums) are logged and the next older one is tried.
         """
-        committed, _ = await self.folders()
+        self.restored = None
+        try:
+            committed, _ = await self.folders()
+        except BaseError as exc:
+            logger.warning("cannot list FAISS snapshots in %s: %s", self.url, exc)
+            return None
         for name in sorted(committed, reverse=True):
             try:
                 await index.install_snapshot(await self._download(name))
                 await index.load()
-            except (VectorIndexError, FileNotFoundError) as exc:
+            except (VectorIndexError, FileNotFoundError, BaseError) as exc:
                 logger.warning("skipping FAISS snapshot %s/%s: %s", self.url, name, exc)
                 continue
             logger.info("loaded FAISS snapshot %s/%s", self.url, name)
             self.restored = name
             return name
-        self.restored = None
         return None
 
     async def _download(self, name: str) -> dict[str, bytes]:

@@ -43,7 +43,7 @@ class S3Proxy:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         properties = self.folder / f"s3proxy-{self.port}.conf"
         properties.write_text(
             f"s3proxy.endpoint=http://127.0.0.1:{self.port}\n"
@@ -73,7 +73,7 @@ class S3Proxy:
         self.process = None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

@@ -24,7 +24,7 @@ from satellites_repo.backends.faiss import FaissBackend
 from satellites_repo.backends.s3_snapshots import S3Snapshots
 from satellites_repo.migrate import create_tables
 from tests.integration.models import REPOSITORIES, Article, Articles, IntegrationModel
-from tests.integration.s3proxy import ACCESS_KEY, BUCKET, SECRET_KEY, S3Proxy
+from tests.integration.s3proxy import ACCESS_KEY, BUCKET, SECRET_KEY, S3Proxy, free_port
 
 KILL_DEADLINE = 60.0
 BULK = 300_000
@@ -244,3 +244,13 @@ async def test_two_instances_snapshotting_at_once_leave_one_consistent_newest(
         assert remote_of(third).restored in newest
         assert await third.vectors.count("articles") == 4
         assert all(drift.clean for drift in await third.operations.verify(Articles))
+
+
+async def test_an_unreachable_store_falls_back_to_postgres(
+    config: DataLayerConfig, tables: None, tmp_path: Path
+) -> None:
+    nobody = Store(f"http://127.0.0.1:{free_port()}", BUCKET, ACCESS_KEY, SECRET_KEY)
+    async with nobody.layer(config, tmp_path / "a") as layer:
+        assert remote_of(layer).restored is None
+        await add_articles(layer, 2)
+        assert await layer.vectors.count("articles") == 2
