@@ -13,18 +13,20 @@ WITH_ENV := eval "$$($(SERVICES) env)" &&
 
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# benchmarks/engines.py: vector engines at 100k vectors; ENGINE_ARGS="--size 1000000" for 1M.
+ENGINE_ARGS ?=
 
 .PHONY: help install services services-down test lint format demo bench clean
 
 help:
 	@echo "make install        create $(VENV) and install the package with its dev extras"
-	@echo "make services       start Postgres, Redis, RabbitMQ and Elasticsearch ($(SERVICES) up)"
+	@echo "make services       start Postgres, Redis, RabbitMQ, Elasticsearch and S3 ($(SERVICES) up)"
 	@echo "make services-down  stop them"
 	@echo "make test           run pytest against the services (PYTEST_ARGS=... to pass options)"
 	@echo "make lint           ruff check, ruff format --check, mypy, import contracts"
 	@echo "make format         sort imports and format with ruff"
 	@echo "make demo           run 'satellites demo' against the services"
-	@echo "make bench          run benchmarks/run.py against the services (BENCH_ARGS=...)"
+	@echo "make bench          run benchmarks/run.py and engines.py (BENCH_ARGS=..., ENGINE_ARGS=...)"
 	@echo "make clean          remove caches and build output (not $(VENV), not service data)"
 
 install: $(INSTALL_STAMP)
@@ -62,6 +64,7 @@ demo: install services
 
 bench: install services
 	$(WITH_ENV) $(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	$(WITH_ENV) $(BIN)/python benchmarks/engines.py $(ENGINE_ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist

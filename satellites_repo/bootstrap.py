@@ -33,10 +33,17 @@ from satellites_repo.outbox.settler import Settler
 from satellites_repo.outbox.source import PostgresSource
 from satellites_repo.outbox.store import OutboxStore
 from satellites_repo.outbox.table import outbox_table
-from satellites_repo.retry import BackgroundTasks, Backoff
+from satellites_repo.retry import BackgroundTasks, Backoff, FailureLog
 from satellites_repo.subscriptions import DeliveryRegistry, DurableWorkers
 from satellites_repo.subscriptions.rabbitmq import RabbitMQEventBus
-from satellites_repo.types import Backend, CacheReader, LocalBackend, TextRanker, VectorRanker
+from satellites_repo.types import (
+    Backend,
+    CacheReader,
+    HybridRanker,
+    LocalBackend,
+    TextRanker,
+    VectorRanker,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -58,7 +65,7 @@ BACKENDS: tuple[BackendFactory, ...] = (
     lambda config, registry: RedisBackend(config.redis, registry),
     lambda config, registry: ElasticsearchBackend(config.elasticsearch, registry),
     lambda config, registry: FaissBackend(
-        config.faiss, registry, _vector_dimension(config, registry)
+        config.faiss, registry, _vector_dimension(config, registry), config.postgres
     ),
 )
 """Every backend a ``DataLayer`` opens, in this order."""
@@ -92,7 +99,11 @@ def find_backend(backends: Sequence[Backend], kind: type[B]) -> B:
 
 
 class BackendReaders:
-    """``Readers``: for each repository, the first registered backend offering each read."""
+    """``Readers``: for each repository, the first registered backend offering each read.
+
+    Vectors are read from the first backend that holds the repository's vectors (its
+    ``VectorField`` engine), which need not be the first one covering the repository.
+    """
 
     def __init__(self, backends: Sequence[Backend]) -> None:
         self._backends = list(backends)
@@ -107,13 +118,26 @@ class BackendReaders:
     def vectors(self, spec: EntitySpec) -> VectorRanker | None:
         return cast("VectorRanker | None", self._first(spec, VectorRanker))
 
+    def hybrid(self, spec: EntitySpec) -> HybridRanker | None:
+        text, vectors = self.text(spec), self.vectors(spec)
+        if text is not None and cast("object", text) is vectors and isinstance(text, HybridRanker):
+            return text
+        return None
+
     def _first(self, spec: EntitySpec, kind: type) -> Backend | None:
         slot = (spec.table, kind)
         if slot not in self._chosen:
             self._chosen[slot] = next(
-                (b for b in self._backends if isinstance(b, kind) and b.covers(spec)), None
+                (b for b in self._backends if isinstance(b, kind) and _serves(b, spec, kind)),
+                None,
             )
         return self._chosen[slot]
+
+
+def _serves(backend: Backend, spec: EntitySpec, kind: type) -> bool:
+    if kind is VectorRanker:
+        return cast("VectorRanker", backend).holds_vectors(spec)
+    return backend.covers(spec)
 
 
 class Runtime:
@@ -221,6 +245,10 @@ class Runtime:
         follow = self.config.outbox.follow
         for follower in self.followers if follow else ():
             await _named(follower.backend.name, follower.catch_up())
+            interval = follower.backend.snapshot_interval
+            if interval is not None:
+                name = follower.backend.name
+                self._spawn(f"{name} snapshots", _snapshot_every(follower.backend, interval))
         if self.config.outbox.relay:
             self._spawn("relay", self.relay.run(self._stop))
             if observe.AVAILABLE:  # the relay process reports the backlog it works off
@@ -262,6 +290,18 @@ def _publishes(events: EventBus) -> Callable[[], bool]:
     if isinstance(events, InProcessEventBus):
         return lambda: events.subscribed
     return lambda: True
+
+
+async def _snapshot_every(backend: LocalBackend, interval: float) -> None:
+    """Persist a caught-up copy every ``interval`` seconds until cancelled."""
+    failures = FailureLog(logger, f"snapshotting {backend.name}")
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await backend.persist()
+            failures.succeeded()
+        except Exception as exc:
+            failures.failed(exc)
 
 
 def _local(backend: Backend) -> LocalBackend:

@@ -67,6 +67,33 @@ Name = Annotated[str, AfterValidator(_not_blank)]
 ElasticsearchHost = Annotated[str, AfterValidator(_elasticsearch_host)]
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _snapshot_url(url: str) -> str:
+    """``s3://bucket[/prefix]``, with a valid bucket name and no credentials in it."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3":
+        raise ValueError("must be an s3://bucket/prefix URL")
+    if "@" in parts.netloc or not _BUCKET.match(parts.netloc):
+        raise ValueError(
+            "needs a bucket name of 3-63 lowercase letters, digits, '.' or '-' after s3:// "
+            "(credentials go in s3_access_key_id and s3_secret_access_key, never in the URL)"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or fragment")
+    return url
+
+
+def _http_endpoint(url: str) -> str:
+    _split_url(url, "faiss.s3_endpoint_url", {"http", "https"})
+    return url
+
+
+SnapshotUrl = Annotated[str, AfterValidator(_snapshot_url)]
+HttpEndpoint = Annotated[str, AfterValidator(_http_endpoint)]
+
+
 class Secret(SecretStr):
     """A password that never shows itself, yet still compares equal to its plain text.
 
@@ -265,7 +292,16 @@ class ElasticsearchConfig(_Section):
 
 
 class FaissConfig(_Section):
-    """The in-process vector index: where snapshots live and how vectors are indexed."""
+    """The in-process vector index: where snapshots live and how vectors are indexed.
+
+    ``snapshot_url`` (``s3://bucket/prefix``) keeps snapshots in an S3-compatible store
+    too, so a new instance starts from the newest one there instead of from Postgres;
+    ``s3_endpoint_url`` points at a store other than AWS (MinIO, s3proxy). The access
+    key pair are ``Secret`` values; without them the client's usual AWS credential
+    chain applies. ``snapshot_interval``: seconds between snapshots while running (none
+    if unset; one is always taken at ``stop()``). ``snapshot_retention``: how many
+    snapshots the store keeps.
+    """
 
     index_path: Path = Field(default_factory=lambda: Path("./data/faiss"))
     dimension: Annotated[int, Field(gt=0)] = 1536
@@ -273,6 +309,28 @@ class FaissConfig(_Section):
     hnsw_m: Annotated[int, Field(ge=4, le=256)] = 32
     hnsw_ef_construction: Annotated[int, Field(ge=8)] = 200
     hnsw_ef_search: Annotated[int, Field(ge=8)] = 256
+    snapshot_url: SnapshotUrl | None = None
+    snapshot_interval: Seconds | None = None
+    snapshot_retention: Annotated[int, Field(ge=1, le=1000)] = 3
+    s3_endpoint_url: HttpEndpoint | None = None
+    s3_region: Name = "us-east-1"
+    s3_access_key_id: Secret | None = None
+    s3_secret_access_key: Secret | None = None
+    s3_timeout: Seconds = 60.0
+
+    @model_validator(mode="after")
+    def _complete_keys(self) -> Self:
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            given = (
+                "s3_access_key_id" if self.s3_secret_access_key is None else "s3_secret_access_key"
+            )
+            raise ValueError(f"{given} is set alone; S3 needs both keys of the pair")
+        return self
+
+    def s3_keys(self) -> tuple[str, str] | None:
+        """The plain access key pair, for the S3 client only."""
+        key, secret = _reveal(self.s3_access_key_id), _reveal(self.s3_secret_access_key)
+        return (key, secret) if key and secret else None
 
 
 class OutboxConfig(_Section):
@@ -305,7 +363,7 @@ class EventsConfig(_Section):
 
     ``backend``: ``memory`` (``InProcessEventBus``: plain handlers in this process,
     durable ones delivered from Postgres) or ``rabbitmq`` (``RabbitMQEventBus`` on the
-    broker at ``host``/``port``; install ``satellites[rabbitmq]``). ``url``
+    broker at ``host``/``port``; install ``satellites-repo[rabbitmq]``). ``url``
     (``amqp://user:password@host:port/vhost``) sets the connection fields in one go, the
     password kept as a ``Secret``; fields given alongside win. ``exchange`` is the topic
     exchange events are published to (routing key: the event type); ``queue_prefix``
@@ -592,8 +650,12 @@ def redact(text: str, config: DataLayerConfig) -> str:
     inside a longer word are kept: with the password ``postgres``,
     ``sqlalchemy.dialects.postgresql`` stays readable.
     """
-    for section in (config.redis, config.postgres, config.elasticsearch, config.events):
-        secret = section.password_value()
+    secrets = [
+        section.password_value()
+        for section in (config.redis, config.postgres, config.elasticsearch, config.events)
+    ]
+    secrets += config.faiss.s3_keys() or ()
+    for secret in secrets:
         if secret:
             text = _mask(text, secret)
     return text

@@ -20,6 +20,7 @@ from satellites_repo.model import json_bytes
 
 __all__ = [
     "check_postgres",
+    "open_connection",
     "open_engine",
     "open_listener",
     "open_postgres_pool",
@@ -71,6 +72,11 @@ async def open_postgres_pool(config: PostgresConfig) -> asyncpg.Pool:
 
 async def open_listener(config: PostgresConfig) -> asyncpg.Connection:
     """A connection of its own for LISTEN, so no pool slot is held for the layer's lifetime."""
+    return await open_connection(config)
+
+
+async def open_connection(config: PostgresConfig) -> asyncpg.Connection:
+    """One connection outside the pool (LISTEN, a session-level advisory lock)."""
     connection: asyncpg.Connection = await asyncpg.connect(**_connect_arguments(config))
     return connection
 

@@ -39,6 +39,7 @@ __all__ = [
     "CommitHooks",
     "DriftProbe",
     "EventBus",
+    "HybridRanker",
     "Json",
     "LocalBackend",
     "Progress",
@@ -187,6 +188,11 @@ class LocalBackend(Backend, Protocol):
     @origin.setter
     def origin(self, value: str | None) -> None: ...
 
+    @property
+    def snapshot_interval(self) -> float | None:
+        """Seconds between snapshots (``persist``) while running; ``None``: only at stop."""
+        ...
+
     async def persist(self) -> None: ...
 
 
@@ -217,9 +223,27 @@ class TextRanker(Protocol):
 
 @runtime_checkable
 class VectorRanker(Protocol):
-    """Nearest neighbours of a vector among a repository's rows, as (key, score) pairs."""
+    """Nearest neighbours of a vector among a repository's rows, as (key, score) pairs.
+
+    ``holds_vectors``: whether this backend indexes the repository's vectors (the engine
+    its ``VectorField`` names); a backend may cover a repository without holding them.
+    """
+
+    def holds_vectors(self, spec: EntitySpec) -> bool: ...
 
     async def nearest(self, spec: EntitySpec, request: VectorQuery) -> list[tuple[str, float]]: ...
+
+
+@runtime_checkable
+class HybridRanker(Protocol):
+    """A backend that ranks both by text and by vector, answering both in one round trip.
+
+    Offered for a repository only when the same backend is its text and vector ranker.
+    """
+
+    async def rank_both(
+        self, spec: EntitySpec, text: TextQuery, vector: VectorQuery
+    ) -> tuple[RankedPage, list[tuple[str, float]]]: ...
 
 
 class Readers(Protocol):
@@ -230,3 +254,7 @@ class Readers(Protocol):
     def text(self, spec: EntitySpec) -> TextRanker | None: ...
 
     def vectors(self, spec: EntitySpec) -> VectorRanker | None: ...
+
+    def hybrid(self, spec: EntitySpec) -> HybridRanker | None:
+        """Both rankings from one backend in one call, when one backend offers both."""
+        ...

@@ -4,6 +4,10 @@ FAISS lives in each process (``shared`` is false), so unlike Redis and Elasticse
 every instance applies every vector change to its own index, following the outbox from
 the position its snapshot records. Versions make that safe to repeat: the index ignores
 an upsert or delete whose version is not newer than the one it holds.
+
+With ``faiss.snapshot_url`` set, snapshots are also stored in S3 (``s3_snapshots``) and a
+new instance starts from the newest good one there, so it only follows the outbox from
+that snapshot's position instead of rebuilding from Postgres.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from satellites_repo.backends._isolation import bisected, rejected_error
-from satellites_repo.errors import ProjectionError, Rejection, VectorIndexError
-from satellites_repo.model import AnyOf, Change, Operation, json_safe
+from satellites_repo.errors import ConfigurationError, ProjectionError, Rejection, VectorIndexError
+from satellites_repo.model import Change, Operation, json_safe
 from satellites_repo.vectors import VectorIndex
 
 if TYPE_CHECKING:
-    from satellites_repo.config import FaissConfig
-    from satellites_repo.model import EntitySpec, Registry, VectorField, VectorQuery
+    from satellites_repo.backends.s3_snapshots import S3Snapshots
+    from satellites_repo.config import FaissConfig, PostgresConfig
+    from satellites_repo.model import EntitySpec, Registry, VectorQuery
     from satellites_repo.types import AbsentKeys, Progress, RowSource
 
 __all__ = ["FaissBackend"]
@@ -61,8 +66,17 @@ class FaissBackend:
     name = "faiss"
     shared = False
 
-    def __init__(self, config: FaissConfig, registry: Registry, dimension: int) -> None:
+    def __init__(
+        self,
+        config: FaissConfig,
+        registry: Registry,
+        dimension: int,
+        database: PostgresConfig | None = None,
+    ) -> None:
+        """``database``: where the S3 snapshot writers' lock lives (with ``snapshot_url``)."""
         self._registry = registry
+        self._interval = config.snapshot_interval
+        self.remote = _remote_snapshots(config, database)
         self.index = VectorIndex(
             config.index_path,
             dimension,
@@ -73,12 +87,30 @@ class FaissBackend:
         )
 
     def covers(self, spec: EntitySpec) -> bool:
-        return spec.vectors is not None
+        return spec.vectors is not None and spec.vectors.engine == "faiss"
+
+    def holds_vectors(self, spec: EntitySpec) -> bool:
+        return self.covers(spec)
+
+    @property
+    def snapshot_interval(self) -> float | None:
+        return self._interval
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Load the snapshot; a corrupt one is reported, and the index rebuilt from Postgres."""
+        """Load the snapshot; with none usable, the index is rebuilt from Postgres.
+
+        With an S3 store, its newest good snapshot (older ones if that fails); else the
+        local one. A corrupt snapshot is reported and skipped.
+        """
+        if self.remote is not None:
+            if await self.remote.restore(self.index) is None:
+                logger.info(
+                    "no usable FAISS snapshot in %s; rebuilding from Postgres", self.remote.url
+                )
+                self.index.checkpoint = None
+            return
         try:
             await self.index.load()
         except VectorIndexError as exc:
@@ -108,9 +140,15 @@ class FaissBackend:
         self.index.origin = value
 
     async def persist(self) -> None:
-        """Save a snapshot with its checkpoint, so a restart resumes instead of rebuilding."""
+        """Save a snapshot with its checkpoint, so a restart resumes instead of rebuilding.
+
+        With an S3 store the snapshot is uploaded too (unless another instance is
+        uploading one right now).
+        """
         if await self.index.namespaces():
             await self.index.save()
+            if self.remote is not None:
+                await self.remote.upload(self.index)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -120,7 +158,7 @@ class FaissBackend:
         batches: dict[str, _NamespaceBatch] = {}
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
-            if spec is None or spec.vectors is None:
+            if spec is None or spec.vectors is None or not self.covers(spec):
                 continue
             batches.setdefault(spec.vectors.namespace, _NamespaceBatch()).add(spec, change)
         refused: list[tuple[Change, Rejection]] = []
@@ -167,7 +205,7 @@ class FaissBackend:
             field.namespace,
             request.vector,
             top_k=request.k,
-            filter=_filters(field, request.filters),
+            filter=field.checked_filters(request.filters),
         )
         return [(match.id, match.score) for match in matches]
 
@@ -257,18 +295,24 @@ def _refusal(exc: Exception) -> Rejection | None:
     return Rejection(str(exc)) if isinstance(exc, ValueError) else None
 
 
-def _filters(field: VectorField, filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not filters:
+def _remote_snapshots(config: FaissConfig, database: PostgresConfig | None) -> S3Snapshots | None:
+    """The S3 snapshot store, or ``None``; obstore is imported only when one is configured."""
+    if config.snapshot_url is None:
         return None
-    unknown = sorted(set(filters) - set(field.metadata))
-    if unknown:
-        raise ValueError(
-            f"cannot filter vectors of {field.namespace!r} on {unknown}; "
-            f"filterable metadata is {list(field.metadata)}"
+    if database is None:
+        raise ConfigurationError(
+            "faiss.snapshot_url needs the Postgres settings for its writer lock"
         )
-    return {
-        name: list(value) if isinstance(value, AnyOf) else value for name, value in filters.items()
-    }
+    try:
+        from satellites_repo.backends.s3_snapshots import S3Snapshots
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("obstore"):
+            raise
+        raise ImportError(
+            "faiss.snapshot_url is an s3:// URL, which needs obstore: "
+            "install the extra with `pip install 'satellites-repo[s3]'`"
+        ) from exc
+    return S3Snapshots(config, database)
 
 
 def _metadata(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:

@@ -10,7 +10,15 @@ from satellites_repo.model.change import Change, ChangeSet, Operation
 from satellites_repo.model.codec import RowCodec, json_bytes, json_safe
 from satellites_repo.model.fields import Computed, FieldType, Row, Text
 from satellites_repo.model.filters import Range
-from satellites_repo.model.policies import KEY_FIELD, CachePolicy, SearchIndex, VectorField
+from satellites_repo.model.policies import (
+    KEY_FIELD,
+    CachePolicy,
+    DenseVector,
+    SearchIndex,
+    Similarity,
+    VectorEngine,
+    VectorField,
+)
 from satellites_repo.model.results import (
     AnyOf,
     HybridHit,
@@ -39,6 +47,7 @@ __all__ = [
     "Change",
     "ChangeSet",
     "Computed",
+    "DenseVector",
     "EntitySpec",
     "FieldType",
     "HybridHit",
@@ -55,6 +64,7 @@ __all__ = [
     "SearchIndex",
     "SearchOptions",
     "SearchPage",
+    "Similarity",
     "SuggestOptions",
     "SuggestQuery",
     "Suggestion",
@@ -62,6 +72,7 @@ __all__ = [
     "TextQuery",
     "TextSearch",
     "Vector",
+    "VectorEngine",
     "VectorField",
     "VectorHit",
     "VectorQuery",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Literal, Protocol, TypeVar, get_args, overload
 
 from satellites_repo.model.fields import (
     Computed,
@@ -29,9 +29,12 @@ from satellites_repo.vectors import check_namespace
 __all__ = [
     "KEY_FIELD",
     "CachePolicy",
+    "DenseVector",
     "FieldType",
     "SearchIndex",
     "SearchOwner",
+    "Similarity",
+    "VectorEngine",
     "VectorField",
 ]
 
@@ -44,6 +47,12 @@ class SearchOwner(Protocol[T]):
     def bind_search(self, index: SearchIndex) -> TextSearch[T]: ...
 
 
+VectorEngine = Literal["faiss", "elasticsearch"]
+"""Where a ``VectorField``'s vectors are indexed: this process (FAISS) or the search cluster."""
+
+Similarity = Literal["cosine", "dot_product", "l2_norm", "max_inner_product"]
+_ENGINES = frozenset(get_args(VectorEngine))
+_SIMILARITIES = frozenset(get_args(Similarity))
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
 _TEXT_TYPES = ("text", "search_as_you_type")
 
@@ -68,6 +77,27 @@ class CachePolicy:
             raise ValueError("CachePolicy ttl and tombstone_ttl must be positive seconds")
 
 
+@dataclass(frozen=True, slots=True)
+class DenseVector:
+    """A ``dense_vector`` field of a search document (the Elasticsearch vector engine)."""
+
+    column: str
+    dims: int
+    similarity: Similarity = "cosine"
+    index_options: Mapping[str, Any] | None = None
+
+    def mapping(self) -> dict[str, Any]:
+        mapping: dict[str, Any] = {
+            "type": "dense_vector",
+            "dims": self.dims,
+            "index": True,
+            "similarity": self.similarity,
+        }
+        if self.index_options is not None:
+            mapping["index_options"] = dict(self.index_options)
+        return mapping
+
+
 @dataclass(frozen=True)
 class SearchIndex:
     """An Elasticsearch index over some of the model's columns.
@@ -89,13 +119,15 @@ class SearchIndex:
     settings: Mapping[str, Any] = field(default_factory=dict)
     computed: Mapping[str, Computed] = field(default_factory=dict)
     index_when: Callable[[Row], bool] | None = None
+    vector: DenseVector | None = None
+    """Set by the Elasticsearch backend when the repository's vectors live in this index."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.index):
             raise ValueError(
                 f"SearchIndex name {self.index!r} must be lowercase letters, digits, '_', '-', '.'"
             )
-        if not self.fields:
+        if not self.fields and self.vector is None:
             raise ValueError(f"SearchIndex {self.index!r} needs at least one field")
         both = sorted(set(self.fields) & set(self.computed))
         if both:
@@ -129,7 +161,9 @@ class SearchIndex:
         return [name for name, kind in self.kinds.items() if kind not in _TEXT_TYPES]
 
     def mappings(self) -> dict[str, Any]:
-        properties = {KEY_FIELD: {"type": "keyword"}, **self.properties()}
+        properties: dict[str, Any] = {KEY_FIELD: {"type": "keyword"}, **self.properties()}
+        if self.vector is not None:
+            properties[self.vector.column] = self.vector.mapping()
         return {"dynamic": "strict", "properties": properties}
 
     @overload
@@ -148,21 +182,66 @@ class SearchIndex:
 
 @dataclass(frozen=True, slots=True)
 class VectorField:
-    """The model's ``Vector`` column indexed in FAISS under ``namespace``.
+    """The model's ``Vector`` column, indexed for ``similar`` and ``hybrid``.
 
     ``metadata`` names the columns stored beside each vector, which ``similar`` and
     ``hybrid`` can filter on (typically the tenant).
+
+    ``engine="faiss"`` (the default): every process holds the vectors in FAISS under
+    ``namespace``. ``engine="elasticsearch"``: the vector is a ``dense_vector`` field of
+    the repository's search document (an index named ``namespace``, else the table, when
+    the repository declares no ``SearchIndex``), ranked by a filtered kNN search;
+    ``similarity`` and ``index_options`` (e.g. ``{"type": "int8_hnsw"}``) go into its
+    mapping and apply to that engine only.
     """
 
     column: str
-    namespace: str
+    namespace: str = ""
     metadata: tuple[str, ...] = ()
+    engine: VectorEngine = "faiss"
+    similarity: Similarity = "cosine"
+    index_options: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.column:
             raise ValueError("VectorField needs the name of a Vector column")
-        check_namespace(self.namespace)
+        if self.engine not in _ENGINES:
+            raise ValueError(
+                f"VectorField engine {self.engine!r} is unknown; use one of {sorted(_ENGINES)}"
+            )
+        if self.similarity not in _SIMILARITIES:
+            raise ValueError(
+                f"VectorField similarity {self.similarity!r} is unknown; "
+                f"use one of {sorted(_SIMILARITIES)}"
+            )
+        if self.engine == "faiss":
+            if self.similarity != "cosine" or self.index_options is not None:
+                raise ValueError(
+                    "VectorField similarity and index_options apply to "
+                    "engine='elasticsearch' only (FAISS ranks by cosine; see FaissConfig)"
+                )
+            check_namespace(self.namespace)
+        elif self.namespace and not _NAME.match(self.namespace):
+            raise ValueError(
+                f"VectorField namespace {self.namespace!r} names an index: use lowercase "
+                "letters, digits, '_', '-', '.'"
+            )
         object.__setattr__(self, "metadata", tuple(self.metadata))
+
+    def checked_filters(self, filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """``filters`` on the metadata (a tuple or set as a list), or ``ValueError``."""
+        if not filters:
+            return None
+        unknown = sorted(set(filters) - set(self.metadata))
+        if unknown:
+            raise ValueError(
+                f"cannot filter vectors of {self.namespace or self.column!r} on {unknown}; "
+                f"filterable metadata is {list(self.metadata)}"
+            )
+        return {
+            name: list(value) if isinstance(value, tuple | set | frozenset) else value
+            for name, value in filters.items()
+        }
 
 
 class _NoSearchIndex(SearchIndex):

@@ -1,6 +1,6 @@
 """Observability: OpenTelemetry spans and metrics, outbox backlog gauges, log fields.
 
-Everything here is a no-op without the ``satellites[otel]`` extra (``_otel.AVAILABLE``),
+Everything here is a no-op without the ``satellites-repo[otel]`` extra (``_otel.AVAILABLE``),
 and the API's own no-op until the application installs an SDK provider. The library
 calls these helpers around its existing steps; the logic lives here so the write path
 reads as before. Names are documented in the README ("Observing").

@@ -1,6 +1,6 @@
 """The one place that imports OpenTelemetry, and only if it is installed.
 
-Without the ``satellites[otel]`` extra (no ``opentelemetry-api``), ``AVAILABLE`` is false
+Without the ``satellites-repo[otel]`` extra (no ``opentelemetry-api``), ``AVAILABLE`` is false
 and every helper of this package returns shared no-op objects: no import, no allocation,
 no context switch per call. With it, the API's own proxies do the work: until the
 application installs an SDK provider they are no-ops too, and they bind to the provider

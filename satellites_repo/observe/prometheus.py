@@ -1,6 +1,6 @@
 """Serve the library's metrics for Prometheus with OpenTelemetry's official exporter.
 
-Needs the ``satellites[otel]`` extra (the SDK, ``opentelemetry-exporter-prometheus`` and
+Needs the ``satellites-repo[otel]`` extra (the SDK, ``opentelemetry-exporter-prometheus`` and
 ``prometheus-client``). Installs a global ``MeterProvider`` whose only reader is the
 Prometheus one, so call it once, at the start of a process that owns its telemetry
 (``satellites metrics``); an application with its own provider adds a
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PrometheusEndpoint", "parse_address", "serve_prometheus"]
 
-EXTRA_HINT = "install the otel extra: pip install 'satellites[otel]'"
+EXTRA_HINT = "install the otel extra: pip install 'satellites-repo[otel]'"
 
 
 @dataclass(frozen=True, slots=True)

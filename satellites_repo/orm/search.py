@@ -193,11 +193,14 @@ async def _vector_ranking(
     k: int,
     filters: Mapping[str, Any] | None,
 ) -> list[tuple[str, float]]:
-    spec = repository.spec
-    dimension = spec.vector_dimension
+    checked = _checked_vector(repository, vector)
+    return await ranker.nearest(repository.spec, VectorQuery(checked, k, filters))
+
+
+def _checked_vector(repository: Repository[Any], vector: Sequence[float]) -> list[float]:
+    dimension = repository.spec.vector_dimension
     assert dimension is not None
-    checked = as_float32_vector(vector, dimension)
-    return await ranker.nearest(spec, VectorQuery(checked, k, filters))
+    return as_float32_vector(vector, dimension)
 
 
 async def hybrid_search(
@@ -212,12 +215,20 @@ async def hybrid_search(
     _check_count("k", k)
     ranker = _vector_ranker(repository)
     depth = max(k * 2, 20)
-    text_page, vector_ranked = await asyncio.gather(
-        repository.search.ranking(
-            text, filters=filters, limit=depth, include_deleted=include_deleted
-        ),
-        _vector_ranking(repository, ranker, vector, depth, filters),
-    )
+    both = repository.unit_of_work.readers.hybrid(repository.spec)
+    if both is not None:  # one backend holds both: one round trip
+        text_page, vector_ranked = await both.rank_both(
+            repository.spec,
+            TextQuery(text, filters=filters, limit=depth, include_deleted=include_deleted),
+            VectorQuery(_checked_vector(repository, vector), depth, filters),
+        )
+    else:
+        text_page, vector_ranked = await asyncio.gather(
+            repository.search.ranking(
+                text, filters=filters, limit=depth, include_deleted=include_deleted
+            ),
+            _vector_ranking(repository, ranker, vector, depth, filters),
+        )
     text_keys = [hit.key for hit in text_page.hits]
     vector_keys = [key for key, _ in vector_ranked]
     fused = reciprocal_rank_fusion(text_keys, vector_keys)[:k]

@@ -3,7 +3,7 @@
 ``registry`` is the event publication registry in Postgres (one delivery per durable
 subscriber and outbox row until it is done) and ``worker`` delivers from it for the
 in-process bus; ``rabbitmq`` is ``RabbitMQEventBus``, where the broker's durable queues
-keep the durable subscriptions (imported lazily: it needs ``satellites[rabbitmq]``).
+keep the durable subscriptions (imported lazily: it needs ``satellites-repo[rabbitmq]``).
 """
 
 from __future__ import annotations

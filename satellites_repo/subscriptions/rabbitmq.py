@@ -1,6 +1,6 @@
 """``RabbitMQEventBus``: the ``EventBus`` on a RabbitMQ broker, through aio-pika.
 
-Install ``satellites[rabbitmq]``; aio-pika is imported only when a bus starts.
+Install ``satellites-repo[rabbitmq]``; aio-pika is imported only when a bus starts.
 
 - Publishing: every event goes to one durable topic exchange (``EventsConfig.exchange``)
   with the event type as routing key, persistent, on a channel with publisher confirms.
@@ -72,7 +72,7 @@ def _aio_pika() -> Any:
         import aio_pika
     except ImportError as exc:
         raise ImportError(
-            "RabbitMQEventBus needs aio-pika: install the extra satellites[rabbitmq]"
+            "RabbitMQEventBus needs aio-pika: install the extra satellites-repo[rabbitmq]"
         ) from exc
     return aio_pika
 

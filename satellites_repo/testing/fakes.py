@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from satellites_repo.types import (
         AbsentKeys,
         CacheReader,
+        HybridRanker,
         Progress,
         RowSource,
         TextRanker,
@@ -70,6 +71,7 @@ class FakeBackend:
         self.opened = False
         self.checkpoint: int | None = None
         self.origin: str | None = None
+        self.snapshot_interval: float | None = None
         self.persisted = 0
 
     @property
@@ -221,6 +223,9 @@ class FakeVectorRanker:
     keys: list[str] = field(default_factory=list)
     queries: list[VectorQuery] = field(default_factory=list)
 
+    def holds_vectors(self, spec: EntitySpec) -> bool:
+        return spec.vectors is not None
+
     async def nearest(self, spec: EntitySpec, request: VectorQuery) -> list[tuple[str, float]]:
         self.queries.append(request)
         return [(key, 1.0 - 0.1 * rank) for rank, key in enumerate(self.keys[: request.k])]
@@ -242,3 +247,7 @@ class FakeReaders:
 
     def vectors(self, spec: EntitySpec) -> VectorRanker | None:
         return self.vector_ranker if spec.vectors is not None else None
+
+    def hybrid(self, spec: EntitySpec) -> HybridRanker | None:
+        """Never: the fakes rank text and vectors apart (two calls)."""
+        return None

@@ -47,7 +47,16 @@ from satellites_repo.vectors._documents import parse_document
 from satellites_repo.vectors._stores import IndexSpec
 from satellites_repo.vectors._validation import check_namespace
 
-__all__ = ["FORMAT", "NamespaceFiles", "Snapshot", "read_snapshot", "write_snapshot"]
+__all__ = [
+    "FORMAT",
+    "NamespaceFiles",
+    "Snapshot",
+    "SnapshotFiles",
+    "export_snapshot",
+    "install_snapshot",
+    "read_snapshot",
+    "write_snapshot",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +109,20 @@ def write_snapshot(
         name = f"{_SNAPSHOT_PREFIX}{token}"
         temp.rename(root / name)
         _fsync_dir(root)
-        _publish(root, name, manifest)
+        _publish(root, name, f"{name}\n{_sha256(manifest)}\n".encode())
         _remove_stale(root, keep=name)
     logger.info("saved %d vector namespaces to %s", len(namespaces), root / name)
     return name
 
 
-def _publish(root: Path, name: str, manifest: bytes) -> None:
-    """Atomically make snapshot ``name`` the current one (the commit point of a save)."""
-    pointer = root / f"{_TEMP_PREFIX}{_CURRENT}-{name}"
-    _write_file(pointer, f"{name}\n{_sha256(manifest)}\n".encode())
-    os.replace(pointer, root / _CURRENT)
+def _publish(root: Path, name: str, pointer: bytes) -> None:
+    """Atomically make snapshot ``name`` the current one (the commit point of a save).
+
+    ``pointer``: the ``CURRENT`` text, the folder's name and its manifest's sha256.
+    """
+    temporary = root / f"{_TEMP_PREFIX}{_CURRENT}-{name}"
+    _write_file(temporary, pointer)
+    os.replace(temporary, root / _CURRENT)
     _fsync_dir(root)
 
 
@@ -289,3 +301,66 @@ def _remove_stale(root: Path, *, keep: str) -> None:
                 path.unlink()
         except OSError as exc:
             logger.warning("could not remove stale vector snapshot %s: %s", path, exc)
+
+
+@dataclass(frozen=True)
+class SnapshotFiles:
+    """The current snapshot's files as they lie on disk, to move them elsewhere unchanged.
+
+    ``files`` maps paths relative to the index folder (``CURRENT`` and
+    ``snapshot-<hex>/...``) to their bytes; ``checkpoint`` is the manifest's.
+    """
+
+    files: dict[str, bytes]
+    checkpoint: int | None
+
+
+def export_snapshot(root: Path) -> SnapshotFiles | None:
+    """The current snapshot's files, read under the save lock (``None`` if there is none).
+
+    Nothing is verified here: whoever installs them verifies on load.
+    """
+    if not (root / _CURRENT).exists():
+        return None
+    with _locked(root, fcntl.LOCK_SH, create=False):
+        pointer = (root / _CURRENT).read_bytes()
+        lines = pointer.decode("utf-8", errors="replace").split()
+        if not lines or _SNAPSHOT_NAME.fullmatch(lines[0]) is None:
+            raise VectorIndexError(f"{root / _CURRENT} is malformed")
+        folder = root / lines[0]
+        files = {f"{folder.name}/{path.name}": path.read_bytes() for path in folder.iterdir()}
+    manifest = orjson.loads(files[f"{folder.name}/{_MANIFEST}"])
+    files[_CURRENT] = pointer
+    return SnapshotFiles(files=files, checkpoint=manifest.get("checkpoint"))
+
+
+def install_snapshot(root: Path, files: dict[str, bytes]) -> None:
+    """Make ``files`` (as ``export_snapshot`` returned them) the current snapshot of ``root``.
+
+    The same commit protocol as ``write_snapshot``: the folder is written and fsynced
+    under a temporary name, renamed, then ``CURRENT`` is replaced. Raises
+    ``VectorIndexError`` if the files do not form one snapshot folder and its pointer.
+    """
+    pointer = files.get(_CURRENT, b"").decode("utf-8", errors="replace").split()
+    if len(pointer) != 2 or _SNAPSHOT_NAME.fullmatch(pointer[0]) is None:
+        raise VectorIndexError("the snapshot's CURRENT pointer is missing or malformed")
+    name = pointer[0]
+    members = {path: data for path, data in files.items() if path != _CURRENT}
+    if any(path.split("/")[0] != name or path.count("/") != 1 for path in members):
+        raise VectorIndexError(f"the snapshot holds files outside {name}/")
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root, fcntl.LOCK_EX, create=True):
+        temp = root / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+        temp.mkdir()
+        try:
+            for path, data in members.items():
+                _write_file(temp / path.split("/")[1], data)
+            _fsync_dir(temp)
+            shutil.rmtree(root / name, ignore_errors=True)
+            temp.rename(root / name)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        _fsync_dir(root)
+        _publish(root, name, files[_CURRENT])
+        _remove_stale(root, keep=name)

@@ -29,7 +29,14 @@ from typing import Any, TypeVar
 
 from satellites_repo.errors import VectorIndexError
 from satellites_repo.vectors._namespace import Namespace
-from satellites_repo.vectors._persistence import NamespaceFiles, read_snapshot, write_snapshot
+from satellites_repo.vectors._persistence import (
+    NamespaceFiles,
+    SnapshotFiles,
+    export_snapshot,
+    install_snapshot,
+    read_snapshot,
+    write_snapshot,
+)
 from satellites_repo.vectors._records import VectorMatch, VectorRecord
 from satellites_repo.vectors._rows import Rows, checked_rows, checked_vector, normalized_query
 from satellites_repo.vectors._stores import IndexSpec
@@ -321,6 +328,19 @@ class VectorIndex:
         With no snapshot (empty or missing folder) the index becomes empty.
         """
         await asyncio.to_thread(self._load)
+
+    async def export_snapshot(self) -> SnapshotFiles | None:
+        """The files of the current snapshot in ``index_path``, to store them elsewhere."""
+        return await asyncio.to_thread(self._locked, export_snapshot, self._path)
+
+    async def install_snapshot(self, files: dict[str, bytes]) -> None:
+        """Make ``files`` (from ``export_snapshot``, maybe of another process) the current
+        snapshot in ``index_path``; ``load()`` then verifies and reads it."""
+        await asyncio.to_thread(self._locked, install_snapshot, self._path, files)
+
+    def _locked(self, action: Callable[..., _T], *args: Any) -> _T:
+        with self._snapshot_lock:
+            return action(*args)
 
     def _upsert(
         self,

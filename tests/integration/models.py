@@ -171,3 +171,46 @@ class Measure(IntegrationModel, Versioned):
 class Measures(Repository[Measure]):
     cache = CachePolicy(ttl=300)
     search = SearchIndex("measures", fields={"ratio": "double", "at": "date"})
+
+
+class EsArticle(IntegrationModel, Versioned):
+    """``Article`` again, with its vectors in Elasticsearch instead of FAISS."""
+
+    __tablename__ = "es_articles"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[str] = mapped_column(index=True)
+    title: Mapped[str]
+    body: Mapped[str]
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(DIMENSION), nullable=True)
+
+
+class EsArticles(Repository[EsArticle]):
+    cache = CachePolicy(ttl=300, tombstone_ttl=60)
+    search = SearchIndex(
+        "es-articles", fields={"title": "text", "body": "text", "tenant_id": "keyword"}
+    )
+    vectors = VectorField(
+        "embedding",
+        engine="elasticsearch",
+        metadata=("tenant_id",),
+        index_options={"type": "int8_hnsw"},
+    )
+
+
+class Snippet(IntegrationModel, Versioned):
+    """Vectors only: the Elasticsearch engine gives it a document index of its own."""
+
+    __tablename__ = "snippets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str]
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(DIMENSION), nullable=True)
+
+
+class Snippets(Repository[Snippet]):
+    vectors = VectorField("embedding", engine="elasticsearch", metadata=("tenant_id",))
+
+
+ENGINE_REPOSITORIES: list[type[Repository[Any]]] = [Articles, EsArticles, Snippets]
+"""Both vector engines side by side (the engine tests)."""

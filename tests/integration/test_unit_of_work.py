@@ -411,40 +411,7 @@ async def test_search_filters_by_tenant_and_hydrates_entities(layer: DataLayer) 
         assert [hit.entity.title for hit in raw.hits] == ["Holiday plan"]
 
 
-async def test_similar_filters_by_tenant_and_excludes_the_entity_itself(layer: DataLayer) -> None:
-    near, _, other_tenant = await create(
-        layer,
-        article("acme", "near", embedding=[1.0, 0.1, 0.0, 0.0]),
-        article("acme", "far", embedding=V3),
-        article("globex", "other", embedding=V1),
-    )
-    async with layer.unit_of_work() as uow:
-        articles = uow.repository(Articles)
-        hits = await articles.similar(V1, k=5, filters={"tenant_id": "acme"})
-        assert [hit.entity.title for hit in hits] == ["near", "far"]
-        assert hits[0].score > hits[1].score
-        like_near = await articles.similar(near, k=5)
-        assert near.id not in [hit.entity.id for hit in like_near]
-        assert like_near[0].entity.id == other_tenant.id
-
-
-async def test_hybrid_fuses_text_and_vector_rankings(layer: DataLayer) -> None:
-    await create(
-        layer,
-        article("acme", "Gardening tips", body="roses", embedding=V3),
-        article("acme", "Rose care", body="roses and thorns", embedding=V1),
-        article("acme", "Cars", body="engines", embedding=[0.9, 0.1, 0.0, 0.0]),
-        article("globex", "Rose care", body="roses", embedding=V1),
-    )
-    async with layer.unit_of_work() as uow:
-        hits = await uow.repository(Articles).hybrid(
-            "roses", V1, k=3, filters={"tenant_id": "acme"}
-        )
-    titles = [hit.entity.title for hit in hits]
-    assert titles[0] == "Rose care"
-    assert hits[0].text_rank is not None
-    assert hits[0].vector_rank == 1
-    assert set(titles) == {"Rose care", "Gardening tips", "Cars"}
+# similar and hybrid: tests/integration/test_vector_engines.py, against both engines.
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ concrete, numbered index, so a reindex can build a new one and swap the alias at
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,9 +22,11 @@ from satellites_repo.backends.elasticsearch._cursor import binding, read_cursor,
 from satellites_repo.backends.elasticsearch._document import document
 from satellites_repo.backends.elasticsearch._query import (
     es_aggregations,
+    es_knn,
     es_query,
     es_sort,
     facet_counts,
+    similarity,
     suggestion,
 )
 from satellites_repo.backends.elasticsearch._reindex import Reindexed, reindex
@@ -34,11 +37,25 @@ from satellites_repo.errors import (
     UnavailableError,
 )
 from satellites_repo.health import proven
-from satellites_repo.model import Change, RankedHit, RankedPage, Suggestion
+from satellites_repo.model import (
+    Change,
+    DenseVector,
+    RankedHit,
+    RankedPage,
+    SearchIndex,
+    Suggestion,
+)
 
 if TYPE_CHECKING:
     from satellites_repo.config import ElasticsearchConfig
-    from satellites_repo.model import EntitySpec, Registry, SearchIndex, SuggestQuery, TextQuery
+    from satellites_repo.model import (
+        EntitySpec,
+        Registry,
+        SuggestQuery,
+        TextQuery,
+        VectorField,
+        VectorQuery,
+    )
     from satellites_repo.types import AbsentKeys, Progress, RowSource
 
 __all__ = ["ElasticsearchBackend"]
@@ -64,7 +81,9 @@ Refresh = Literal["false", "true", "wait_for"]
 
 
 class ElasticsearchBackend:
-    """Indexes and ranks the repositories that declare a ``SearchIndex``."""
+    """Indexes and ranks the repositories that declare a ``SearchIndex``, and those whose
+    ``VectorField`` uses this engine (``engine="elasticsearch"``: a ``dense_vector`` field
+    in the same document, written by the same versioned bulk request)."""
 
     name = "elasticsearch"
     shared = True
@@ -73,6 +92,7 @@ class ElasticsearchBackend:
         self._config = config
         self._registry = registry
         self._client: AsyncElasticsearch | None = None
+        self._indices = {spec.table: _document_index(spec) for spec in registry.specs}
 
     @property
     def client(self) -> AsyncElasticsearch:
@@ -84,8 +104,20 @@ class ElasticsearchBackend:
     def alias(self, index: SearchIndex) -> str:
         return f"{self._config.index_prefix}{index.index}"
 
+    def index_of(self, spec: EntitySpec) -> SearchIndex | None:
+        """The repository's document index: its ``SearchIndex``, plus its vector if any."""
+        return self._indices.get(spec.table)
+
     def covers(self, spec: EntitySpec) -> bool:
-        return spec.search is not None
+        return self.index_of(spec) is not None
+
+    def holds_vectors(self, spec: EntitySpec) -> bool:
+        return _engine_vectors(spec) is not None
+
+    def _index(self, spec: EntitySpec) -> SearchIndex:
+        index = self.index_of(spec)
+        assert index is not None
+        return index
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -95,7 +127,7 @@ class ElasticsearchBackend:
         self._client = await proven(client, _cluster_answers, client.close)
         # Not ``check()``: a cluster that is red for a moment (another index being created)
         # must not fail start; health reports it, and the relay retries what it refuses.
-        indices = [spec.search for spec in self._registry.specs if spec.search is not None]
+        indices = [index for index in self._indices.values() if index is not None]
         try:
             await check_capabilities(self.client, indices)
             for index in indices:
@@ -180,7 +212,7 @@ class ElasticsearchBackend:
         refused: list[tuple[_Write, Rejection]] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
-            if spec is None or spec.search is None:
+            if spec is None or self.index_of(spec) is None:
                 continue
             write = _Write(change, self._operation(spec, change, into))
             size = _document_bytes(write)
@@ -233,23 +265,22 @@ class ElasticsearchBackend:
     def _operation(
         self, spec: EntitySpec, change: Change, into: str | None
     ) -> list[Mapping[str, Any]]:
-        assert spec.search is not None
+        index = self._index(spec)
         meta = {
-            "_index": into or self.alias(spec.search),
+            "_index": into or self.alias(index),
             "_id": change.key,
             "version": change.version,
             "version_type": "external",
         }
         if not spec.indexed(change):  # deleted, or no longer matching ``index_when``
             return [{"delete": meta}]
-        return [{"index": meta}, document(spec, change)]
+        return [{"index": meta}, document(spec, index, change)]
 
     # -- TextRanker ----------------------------------------------------------------------
 
     async def rank(self, spec: EntitySpec, request: TextQuery) -> RankedPage:
         """One page; it asks for one hit more than ``limit`` to know whether more follow."""
-        index = spec.search
-        assert index is not None
+        index = self._index(spec)
         if request.after is None and request.offset + request.limit >= MAX_WINDOW:
             raise ValueError(
                 f"offset + limit must stay below {MAX_WINDOW}; page deeper with "
@@ -293,8 +324,7 @@ class ElasticsearchBackend:
 
     async def suggest(self, spec: EntitySpec, request: SuggestQuery) -> list[Suggestion]:
         """Rows whose ``field`` has words starting as typed, best first (no hydration)."""
-        index = spec.search
-        assert index is not None
+        index = self._index(spec)
         unset = None if request.include_deleted else spec.soft_delete
         match = suggestion(index, request.field, request.prefix)
         response = await self._search(
@@ -314,11 +344,54 @@ class ElasticsearchBackend:
 
     async def _search(self, spec: EntitySpec, **request: Any) -> Mapping[str, Any]:
         """One search of ``spec``'s index, its failures as library errors."""
-        index = spec.search
-        assert index is not None
+        index = self._index(spec)
+        search = self.client.search(index=self.alias(index), **request)
+        return dict((await self._searched(spec, index, search)).body)
+
+    # -- VectorRanker and HybridRanker ---------------------------------------------------
+
+    async def nearest(self, spec: EntitySpec, request: VectorQuery) -> list[tuple[str, float]]:
+        """The ``k`` nearest documents by a filtered kNN search over the dense_vector field."""
+        index, field = self._index(spec), _vectors_of(spec)
+        response = await self._search(
+            spec, knn=es_knn(index, field, request), size=request.k, source=False
+        )
+        return _neighbours(index, response)
+
+    async def rank_both(
+        self, spec: EntitySpec, text: TextQuery, vector: VectorQuery
+    ) -> tuple[RankedPage, list[tuple[str, float]]]:
+        """The text ranking and the kNN ranking in one ``msearch`` round trip."""
+        index, field = self._index(spec), _vectors_of(spec)
+        alias = self.alias(index)
+        unset = None if text.include_deleted else spec.soft_delete
+        searches: list[Mapping[str, Any]] = [
+            {"index": alias},
+            {
+                "query": es_query(index, text.query, text.filters, unset=unset),
+                "size": text.limit,
+                "from": text.offset,
+                "_source": False,
+                "track_total_hits": True,
+            },
+            {"index": alias},
+            {"knn": es_knn(index, field, vector), "size": vector.k, "_source": False},
+        ]
+        response = await self._searched(spec, index, self.client.msearch(searches=searches))
+        text_result, vector_result = response["responses"]
+        for result in (text_result, vector_result):
+            if "error" in result:
+                raise RepositoryError(
+                    f"{spec.name}: Elasticsearch refused the query on {index.index!r}: "
+                    f"{_error_reason(result['error'])}"
+                )
+        return _ranked_page(text_result), _neighbours(index, vector_result)
+
+    async def _searched(self, spec: EntitySpec, index: SearchIndex, search: Awaitable[Any]) -> Any:
+        """Await one search call within the deadline, its errors translated."""
         try:
             async with asyncio.timeout(self._config.call_timeout):
-                response = await self.client.search(index=self.alias(index), **request)
+                return await search
         except TimeoutError as exc:
             raise UnavailableError(self.name, f"search of {index.index!r} timed out") from exc
         except ApiError as exc:
@@ -330,7 +403,6 @@ class ElasticsearchBackend:
             raise UnavailableError(self.name, f"search of {index.index!r}: {exc}") from exc
         except TransportError as exc:
             raise UnavailableError(self.name, f"search of {index.index!r}: {exc}") from exc
-        return dict(response.body)
 
     # -- operations ----------------------------------------------------------------------
 
@@ -347,9 +419,8 @@ class ElasticsearchBackend:
 
 class _SearchProbe:
     def __init__(self, backend: ElasticsearchBackend, spec: EntitySpec) -> None:
-        assert spec.search is not None
         self._client = backend.client
-        self._alias = backend.alias(spec.search)
+        self._alias = backend.alias(backend._index(spec))
 
     async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
         response = await self._client.mget(index=self._alias, ids=list(keys), source=False)
@@ -403,6 +474,52 @@ def _request_refusal(exc: Exception) -> Rejection | None:
     return None
 
 
+def _engine_vectors(spec: EntitySpec) -> VectorField | None:
+    vectors = spec.vectors
+    return vectors if vectors is not None and vectors.engine == "elasticsearch" else None
+
+
+def _vectors_of(spec: EntitySpec) -> VectorField:
+    vectors = _engine_vectors(spec)
+    if vectors is None:
+        raise RepositoryError(f"{spec.name}: its vectors are not indexed in Elasticsearch")
+    return vectors
+
+
+def _document_index(spec: EntitySpec) -> SearchIndex | None:
+    """The ``SearchIndex``, with the dense_vector field and keyword metadata when the
+    repository's vectors use this engine (a new index for a repository without one)."""
+    vectors = _engine_vectors(spec)
+    if vectors is None:
+        return spec.search
+    dims = spec.vector_dimension
+    assert dims is not None
+    dense = DenseVector(vectors.column, dims, vectors.similarity, vectors.index_options)
+    base = spec.search
+    if base is None:
+        fields: dict[str, Any] = {name: "keyword" for name in vectors.metadata}
+        return SearchIndex(vectors.namespace or spec.table.lower(), fields, vector=dense)
+    merged = dict(base.fields)
+    for name in vectors.metadata:
+        merged.setdefault(name, "keyword")
+    return dataclasses.replace(base, fields=merged, vector=dense)
+
+
+def _ranked_page(response: Mapping[str, Any]) -> RankedPage:
+    hits = [
+        RankedHit(hit["_id"], float(hit["_score"] or 0.0), hit.get("highlight", {}))
+        for hit in response["hits"]["hits"]
+    ]
+    return RankedPage(hits, int(response["hits"]["total"]["value"]))
+
+
+def _neighbours(index: SearchIndex, response: Mapping[str, Any]) -> list[tuple[str, float]]:
+    return [
+        (hit["_id"], similarity(index, float(hit["_score"] or 0.0)))
+        for hit in response["hits"]["hits"]
+    ]
+
+
 def _client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     auth: dict[str, Any] = {}
     password = config.password_value()
@@ -428,7 +545,11 @@ async def _cluster_answers(client: AsyncElasticsearch) -> Mapping[str, Any]:
 
 def _reason(exc: ApiError) -> str:
     info = exc.info if isinstance(exc.info, dict) else {}
-    error = info.get("error", {})
-    if isinstance(error, dict):
-        return str(error.get("reason") or error.get("type") or exc.message)
-    return str(exc.message)
+    return _error_reason(info.get("error", {})) or str(exc.message)
+
+
+def _error_reason(error: object) -> str:
+    """The reason (else the type) an Elasticsearch error body gives."""
+    if not isinstance(error, dict):
+        return str(error)
+    return str(error.get("reason") or error.get("type") or "")

@@ -16,17 +16,18 @@ from satellites_repo.model import KEY_FIELD
 from satellites_repo.model.codec import NON_FINITE
 
 if TYPE_CHECKING:
-    from satellites_repo.model import Change, EntitySpec
+    from satellites_repo.model import Change, EntitySpec, SearchIndex
 
 __all__ = ["document"]
 
 _NUMERIC = frozenset({"integer", "long", "float", "double"})
 
 
-def document(spec: EntitySpec, change: Change) -> dict[str, Any]:
-    index = spec.search
-    assert index is not None
+def document(spec: EntitySpec, index: SearchIndex, change: Change) -> dict[str, Any]:
+    """``index`` is the repository's document index (its vector field too, if any)."""
     body = {name: change.payload.get(name) for name in index.fields}
+    if index.vector is not None:
+        body[index.vector.column] = change.payload.get(index.vector.column)
     for name, kind in index.kinds.items():
         if kind in _NUMERIC and body.get(name) in NON_FINITE:
             body[name] = None

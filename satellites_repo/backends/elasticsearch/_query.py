@@ -1,4 +1,5 @@
-"""A repository's query as Elasticsearch's: the query with its filters, the sort, the facets.
+"""A repository's query as Elasticsearch's: the query with its filters, the sort, the facets,
+and a vector as a filtered ``knn`` search over the document's ``dense_vector`` field.
 
 Every sort ends with the key (``@key``), so hits that tie keep one order from request to
 request and ``search_after`` cursors neither repeat nor skip a hit.
@@ -9,12 +10,33 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from satellites_repo.model import KEY_FIELD, AnyOf, Range, SearchIndex, json_safe
+from satellites_repo.model import (
+    KEY_FIELD,
+    AnyOf,
+    Range,
+    SearchIndex,
+    VectorField,
+    VectorQuery,
+    json_safe,
+)
 
-__all__ = ["FACET_SIZE", "es_aggregations", "es_query", "es_sort", "facet_counts", "suggestion"]
+__all__ = [
+    "FACET_SIZE",
+    "es_aggregations",
+    "es_knn",
+    "es_query",
+    "es_sort",
+    "facet_counts",
+    "similarity",
+    "suggestion",
+]
 
 FACET_SIZE = 100
 """At most this many values are counted per facet (the most frequent ones)."""
+MAX_CANDIDATES = 10_000
+"""Elasticsearch's ceiling for ``num_candidates``."""
+CANDIDATES_PER_HIT = 10
+"""HNSW candidates examined per requested neighbour: recall against query cost."""
 
 _RANGE_TYPES = frozenset({"integer", "long", "float", "double", "date"})
 _SCORE = "_score"
@@ -145,3 +167,35 @@ def _clause(name: str, kind: str, value: Any) -> dict[str, Any]:
 
 def _missing(name: str) -> dict[str, Any]:
     return {"bool": {"must_not": [{"exists": {"field": name}}]}}
+
+
+def es_knn(index: SearchIndex, field: VectorField, request: VectorQuery) -> dict[str, Any]:
+    """The ``knn`` clause: ``request.k`` neighbours among the documents the filters allow.
+
+    The filters are checked against the ``VectorField``'s metadata, as FAISS checks them,
+    so both engines accept and refuse the same ones.
+    """
+    assert index.vector is not None
+    knn: dict[str, Any] = {
+        "field": index.vector.column,
+        "query_vector": request.vector,
+        "k": request.k,
+        "num_candidates": min(MAX_CANDIDATES, max(request.k * CANDIDATES_PER_HIT, 100)),
+    }
+    field.checked_filters(request.filters)  # the metadata FAISS would accept, no more
+    clauses = _filters(index, request.filters or {})
+    if clauses:
+        knn["filter"] = clauses
+    return knn
+
+
+def similarity(index: SearchIndex, score: float) -> float:
+    """Elasticsearch's kNN score as the similarity itself, where it is a transform of it.
+
+    For cosine and dot_product Elasticsearch reports (1 + similarity) / 2; this returns
+    the similarity, as FAISS does. Other similarities keep Elasticsearch's score.
+    """
+    assert index.vector is not None
+    if index.vector.similarity in ("cosine", "dot_product"):
+        return 2.0 * score - 1.0
+    return score

@@ -48,15 +48,16 @@ async def reindex(
 ) -> Reindexed:
     """One reindex per alias at a time (a Postgres advisory lock on the alias): a second
     waits, then rebuilds after the first, instead of deleting the index it is filling."""
-    assert spec.search is not None
-    async with source.exclusive(f"reindex:{backend.alias(spec.search)}"):
+    index = backend.index_of(spec)
+    assert index is not None
+    async with source.exclusive(f"reindex:{backend.alias(index)}"):
         return await _reindex(backend, spec, source, progress)
 
 
 async def _reindex(
     backend: ElasticsearchBackend, spec: EntitySpec, source: RowSource, progress: Progress
 ) -> Reindexed:
-    index = spec.search
+    index = backend.index_of(spec)
     assert index is not None
     client = backend.client
     _, leftovers = await backend.indices_of(index)
