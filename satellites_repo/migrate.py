@@ -17,19 +17,34 @@ nothing left to do.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from alembic import context
+from alembic import context, op
 from alembic.autogenerate.api import AutogenContext
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 from sqlalchemy.engine import Connection
 
 from satellites_repo.config import DataLayerConfig
 from satellites_repo.model import Vector
-from satellites_repo.orm.base import Base
+from satellites_repo.orm.base import CAPTURED, Base
+from satellites_repo.outbox.capture import (
+    capture_statements,
+    function_statements,
+    uncapture_statements,
+)
 from satellites_repo.postgres import open_engine
 
-__all__ = ["MIGRATION_LOCK", "VERSION_TABLE", "create_tables", "render_item", "run_alembic_env"]
+__all__ = [
+    "MIGRATION_LOCK",
+    "VERSION_TABLE",
+    "capture_ddl",
+    "create_tables",
+    "install_capture",
+    "remove_capture",
+    "render_item",
+    "run_alembic_env",
+]
 
 MIGRATION_LOCK = 0x5A7E_11_7E
 """The advisory lock key every migration run holds (one per database)."""
@@ -40,15 +55,62 @@ VERSION_TABLE = "alembic_version"
 async def create_tables(config: DataLayerConfig, metadata: MetaData | None = None) -> None:
     """Create every table of ``metadata`` (default ``Base.metadata``) that does not exist.
 
-    For tests, demos and quick starts, before ``DataLayer.start()`` (which needs the
-    library's outbox table). Production schemas belong to migrations (``satellites db``).
+    Installs the change capture on every ``Versioned`` table too (``capture_ddl``). For
+    tests, demos and quick starts, before ``DataLayer.start()`` (which needs the library's
+    outbox table and the capture). Production schemas belong to migrations (``satellites
+    db``), whose revisions call ``install_capture``.
     """
+    target = metadata or Base.metadata
     engine = await open_engine(config.postgres.replace(min_connections=0, max_connections=1))
     try:
         async with engine.begin() as connection:
-            await connection.run_sync((metadata or Base.metadata).create_all)
+            await connection.run_sync(target.create_all)
+            for statement in capture_ddl(target):
+                await connection.execute(text(statement))
     finally:
         await engine.dispose()
+
+
+def capture_ddl(metadata: MetaData) -> list[str]:
+    """The capture functions, then the triggers of every ``Versioned`` table of ``metadata``."""
+    statements = function_statements()
+    for table in metadata.sorted_tables:
+        if any(column.info.get(CAPTURED) for column in table.columns):
+            statements.extend(capture_statements(*_capture_arguments(table)))
+    return statements
+
+
+def install_capture(
+    table: Table | str, *, key: str | None = None, hidden: Sequence[str] = ()
+) -> None:
+    """In an Alembic revision's ``upgrade()``: capture every write on ``table``.
+
+    Given a ``Table`` (``Model.__table__``), the key and the vector columns are read from
+    it; given a name, pass ``key`` (the primary key column) and ``hidden`` (its ``Vector``
+    columns, kept out of outbox payloads). Idempotent.
+    """
+    if isinstance(table, Table):
+        name, key, hidden = _capture_arguments(table)
+    else:
+        name = table
+    if key is None:
+        raise ValueError(f"install_capture({name!r}) needs key=<primary key column>")
+    for statement in [*function_statements(), *capture_statements(name, key, hidden)]:
+        op.execute(statement)
+
+
+def remove_capture(table: Table | str) -> None:
+    """In a revision's ``downgrade()``: drop the capture triggers of ``table``."""
+    for statement in uncapture_statements(table if isinstance(table, str) else table.name):
+        op.execute(statement)
+
+
+def _capture_arguments(table: Table) -> tuple[str, str, list[str]]:
+    keys = list(table.primary_key.columns)
+    if len(keys) != 1:
+        raise ValueError(f"{table.name}: change capture needs a single-column primary key")
+    hidden = [column.name for column in table.columns if isinstance(column.type, Vector)]
+    return table.name, keys[0].name, hidden
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:

@@ -122,8 +122,7 @@ class Follower:
             self._applied = {txid for txid in self._applied if txid >= position}
 
     async def _apply(self, records: list[OutboxRecord]) -> None:
-        changes = [record.change for record in records if record.change is not None]
-        await self.backend.apply(await self._rehydrator.complete(changes))
+        await self.backend.apply(await self._rehydrator.complete(records))
 
     async def run(self, listener: asyncpg.Connection) -> None:
         """Follow until cancelled: woken by NOTIFY on ``listener``, else every poll interval."""

@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, ForeignKey, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from satellites_repo import (
@@ -73,4 +73,35 @@ class Tags(Repository[Tag]):
     pass
 
 
+class Customer(IntegrationModel):
+    """Not projected: its tickets go with it by ``ON DELETE CASCADE``."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+
+
+class Ticket(IntegrationModel, Versioned):
+    """Cached and searched, with short tombstone lifetimes (Redis and Elasticsearch) so
+    tests can outlive them."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    subject: Mapped[str]
+    open: Mapped[bool] = mapped_column(default=True)
+
+
+class Tickets(Repository[Ticket]):
+    cache = CachePolicy(ttl=300, tombstone_ttl=1)
+    search = SearchIndex(
+        "tickets",
+        fields={"subject": "text", "open": "boolean"},
+        settings={"index.gc_deletes": "0s"},
+    )
+
+
 REPOSITORIES: list[type[Repository[Any]]] = [Articles, Tags]
+CAPTURE_REPOSITORIES: list[type[Repository[Any]]] = [Articles, Tags, Tickets]

@@ -75,7 +75,7 @@ def test_upgrade_downgrade_and_upgrade_again(schema: str) -> None:
 
     again = satellites(schema, "upgrade", "head")
     assert again.returncode == 0, again.stderr
-    assert "0002_knowledge_base (head)" in satellites(schema, "current").stdout
+    assert "0003_capture (head)" in satellites(schema, "current").stdout
 
 
 def test_check_passes_at_head_and_fails_behind_it(schema: str) -> None:
@@ -108,10 +108,10 @@ def test_data_survives_an_upgrade_that_adds_a_column(schema: str, tmp_path: Path
         "[alembic]\nscript_location = %(here)s/migrations\nprepend_sys_path = .\n"
         "path_separator = os\n"
     )
-    (project / "migrations" / "versions" / "0003_summary.py").write_text(
+    (project / "migrations" / "versions" / "0004_summary.py").write_text(
         '"""Add a summary."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        'revision = "0003_summary"\ndown_revision = "0002_knowledge_base"\n'
+        'revision = "0004_summary"\ndown_revision = "0003_capture"\n'
         "branch_labels = None\ndepends_on = None\n\n\n"
         "def upgrade() -> None:\n"
         '    op.add_column("kb_articles", sa.Column("summary", sa.Text(), nullable=True))\n\n\n'
@@ -145,7 +145,7 @@ def test_two_upgrades_at_once_apply_once(schema: str) -> None:
     outcomes = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err.decode() for _, err in outcomes]
     versions = sql("SELECT version_num FROM alembic_version", schema=schema)
-    assert [row["version_num"] for row in versions] == ["0002_knowledge_base"]
+    assert [row["version_num"] for row in versions] == ["0003_capture"]
     assert tables(schema) == LIBRARY_TABLES | EXAMPLE_TABLES | {"alembic_version"}
 
 

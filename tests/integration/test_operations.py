@@ -145,10 +145,13 @@ async def test_verify_finds_drift_and_repair_mends_it(layer: DataLayer) -> None:
     lost = str(never_indexed.id)
     await layer.elasticsearch.indices.open(index=alias, wait_for_active_shards="1")
     await layer.postgres.execute("DELETE FROM satellites_outbox")
-    # A write that bypassed the layer: every projection still holds version 1.
-    await layer.postgres.execute(
-        "UPDATE articles SET title = 'v2', version = 2 WHERE id = $1::uuid", older
-    )
+    # A write that bypassed the capture (triggers off): every projection holds the old one.
+    async with layer.postgres.acquire() as connection, connection.transaction():
+        await connection.execute("SET LOCAL session_replication_role = replica")
+        await connection.execute(
+            "UPDATE articles SET title = 'v2', version = version + 1000 WHERE id = $1::uuid",
+            older,
+        )
     await layer.vectors.delete("articles", phantom_vector)
     stray = str(uuid.uuid4())
     await layer.vectors.upsert("articles", stray, [0, 0, 1, 1], {"tenant_id": "x"}, version=3)
