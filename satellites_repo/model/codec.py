@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.session import make_transient_to_detached
@@ -88,6 +88,7 @@ class RowCodec:
         row_type = make_typed_dict(f"{self.model.__name__}Row", fields, total=False)
         self._adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(row_type)
         self._key_adapter: TypeAdapter[Any] = TypeAdapter(fields[self.primary_key])
+        self._column_adapters = {name: TypeAdapter(kind) for name, kind in fields.items()}
 
     def values(self, entity: object) -> dict[str, Any]:
         """The entity's column values, as Python objects."""
@@ -111,6 +112,36 @@ class RowCodec:
     def parse_key(self, key: object) -> Any:
         """A primary key from its text form (or as given), typed like the column."""
         return self._key_adapter.validate_python(key)
+
+    def filter_values(self, filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Filter values typed like their columns, as JSON-safe data (a list: each item).
+
+        Every ranker gets the same values (``"false"`` is ``False`` for a boolean column
+        in Elasticsearch and in FAISS alike); a value the column cannot hold is refused
+        here, naming the field, instead of reaching a backend as a bad request.
+        """
+        if not filters:
+            return None
+        typed: dict[str, Any] = {}
+        for name, value in filters.items():
+            adapter = self._column_adapters.get(name)
+            if adapter is None:
+                typed[name] = value  # the ranker names unknown fields
+            elif isinstance(value, list | tuple | set | frozenset):
+                typed[name] = [self._filter_value(adapter, name, item) for item in value]
+            else:
+                typed[name] = self._filter_value(adapter, name, value)
+        return typed
+
+    def _filter_value(self, adapter: TypeAdapter[Any], name: str, value: Any) -> Any:
+        try:
+            return json_safe(adapter.validate_python(value))
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+            raise ValueError(
+                f"filter {name!r} of {self.model.__name__}: {value!r} does not fit the "
+                f"column ({reason})"
+            ) from exc
 
     def loads(self, data: bytes) -> dict[str, Any]:
         return self._adapter.validate_json(data)

@@ -8,6 +8,7 @@ exists (deleted, the index not yet caught up) is left out.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -61,6 +62,8 @@ class BoundSearch(Generic[T]):
     async def ranking(self, query: Query, **options: Unpack[SearchOptions]) -> RankedPage:
         """The ranked keys, scores and highlights, without loading any entity."""
         request = TextQuery(query, **options)
+        spec = self._repository.spec
+        request = dataclasses.replace(request, filters=spec.codec.filter_values(request.filters))
         _check_count("limit", request.limit)
         _check_count("offset", request.offset, minimum=0)
         return await _text_ranker(self._repository).rank(self._repository.spec, request)
@@ -143,7 +146,8 @@ async def _vector_ranking(
     dimension = spec.vector_dimension
     assert dimension is not None
     checked = as_float32_vector(vector, dimension)
-    return await ranker.nearest(spec, VectorQuery(checked, k, filters))
+    typed = spec.codec.filter_values(filters)
+    return await ranker.nearest(spec, VectorQuery(checked, k, typed))
 
 
 async def hybrid_search(

@@ -300,3 +300,15 @@ async def test_outbox_retry_leaves_rows_a_relay_holds(quiet: DataLayer) -> None:
     assert len(due) == 2
     await quiet.operations.relay.drain()
     assert (await store.status()).pending == 2  # the leased ones wait for their lease
+
+
+async def test_a_boolean_filter_sent_as_text_is_typed_or_refused(quiet: DataLayer) -> None:
+    await seed_tickets(quiet, 3)
+    async with quiet.unit_of_work() as uow:
+        tickets = uow.repository(Tickets)
+        assert (await tickets.search("printer", filters={"open": "False"})).total == 0
+        assert (await tickets.search("printer", filters={"open": "true"})).total == 3
+        with pytest.raises(ValueError, match="filter 'open' of Ticket: 'maybe'"):
+            await tickets.search("printer", filters={"open": "maybe"})
+        with pytest.raises(ValueError, match="filter 'tenant_id' of Article"):
+            await uow.repository(Articles).similar([1.0, 0, 0, 0], filters={"tenant_id": 5})

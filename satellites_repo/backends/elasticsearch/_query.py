@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from satellites_repo.model import SearchIndex
+from satellites_repo.model import SearchIndex, json_safe
 
 __all__ = ["es_query"]
 
@@ -36,7 +36,7 @@ def _filters(index: SearchIndex, filters: Mapping[str, Any]) -> list[dict[str, A
     clauses: list[dict[str, Any]] = []
     for name, value in filters.items():
         if isinstance(value, list | tuple | set | frozenset):
-            clauses.append({"terms": {name: [str(item) for item in value]}})
+            clauses.append({"terms": {name: [json_safe(item) for item in value]}})
         else:
-            clauses.append({"term": {name: str(value)}})
+            clauses.append({"term": {name: json_safe(value)}})
     return clauses
