@@ -65,6 +65,12 @@ def _python_type(column_type: Any) -> Any:
         return Any
 
 
+def _filter_type(column_type: Any) -> Any:
+    """What one filter value on a column of ``column_type`` must be."""
+    kind = _python_type(column_type)
+    return Any if kind in (Any, list) else kind | None
+
+
 class RowCodec:
     """Encodes one model's column values to JSON bytes and rebuilds entities from them."""
 
@@ -88,7 +94,11 @@ class RowCodec:
         row_type = make_typed_dict(f"{self.model.__name__}Row", fields, total=False)
         self._adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(row_type)
         self._key_adapter: TypeAdapter[Any] = TypeAdapter(fields[self.primary_key])
-        self._column_adapters = {name: TypeAdapter(kind) for name, kind in fields.items()}
+        # A filter on an array column matches rows holding the value: its items are untyped.
+        self._column_adapters: dict[str, TypeAdapter[Any]] = {
+            attr.key: TypeAdapter(_filter_type(attr.columns[0].type))
+            for attr in mapper.column_attrs
+        }
 
     def values(self, entity: object) -> dict[str, Any]:
         """The entity's column values, as Python objects."""

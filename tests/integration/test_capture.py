@@ -134,7 +134,8 @@ async def test_raw_sql_on_the_native_pool_is_projected(quiet: DataLayer) -> None
         [0.0, 1.0, 0.0, 0.0],
     )
     await quiet.postgres.execute(
-        "DELETE FROM articles WHERE id = (SELECT id FROM articles ORDER BY id LIMIT 1)"
+        "DELETE FROM articles WHERE id = "
+        "(SELECT id FROM articles WHERE title = 'from psql' ORDER BY id LIMIT 1)"
     )
     await settle_everything(quiet)
     await assert_projections_equal_postgres(quiet)

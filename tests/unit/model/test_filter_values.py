@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import MetaData, inspect
+from sqlalchemy import MetaData, Text, inspect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from satellites_repo.model.codec import RowCodec
@@ -19,6 +20,7 @@ class Flagged(_Model):
     open: Mapped[bool]
     priority: Mapped[int]
     tenant_id: Mapped[str]
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text))
 
 
 CODEC = RowCodec(inspect(Flagged))
@@ -44,3 +46,7 @@ def test_a_value_the_column_cannot_hold_is_refused_naming_the_field() -> None:
 def test_no_filters_stay_none_and_unknown_fields_pass_to_the_ranker() -> None:
     assert CODEC.filter_values(None) is None
     assert CODEC.filter_values({"nope": 1}) == {"nope": 1}
+
+
+def test_a_value_on_an_array_column_is_an_item_to_match() -> None:
+    assert CODEC.filter_values({"tags": "faq"}) == {"tags": "faq"}
