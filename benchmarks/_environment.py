@@ -21,6 +21,7 @@ from _model import BenchArticle, BenchArticles
 from _raw import NaiveStore, NativeClients, RawStore, RawTargets
 
 from satellites_repo import Base, DataLayer, DataLayerConfig
+from satellites_repo.migrate import capture_ddl
 from satellites_repo.postgres import open_engine, open_postgres_pool
 
 __all__ = ["ES_REFRESH", "Bench", "bench_environment"]
@@ -84,6 +85,8 @@ async def _create_tables(config: DataLayerConfig) -> None:
     try:
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
+            for statement in capture_ddl(Base.metadata):
+                await connection.exec_driver_sql(statement)
             for name in ("raw_articles", "naive_articles"):
                 await connection.exec_driver_sql(
                     f"CREATE TABLE {name} (LIKE {BenchArticle.__tablename__} INCLUDING ALL)"

@@ -195,7 +195,7 @@ class Runtime:
             if isinstance(events, DurableSubscriptions)
             else None
         )
-        hooks = OutboxHooks(
+        self._hooks = hooks = OutboxHooks(
             dispatcher,
             events,
             self.outbox,
@@ -242,6 +242,7 @@ class Runtime:
         if not self.registry.specs:
             return
         await _named("postgres", self._require_outbox_table())
+        await _named("postgres", self._require_capture())
         follow = self.config.outbox.follow
         for follower in self.followers if follow else ():
             await _named(follower.backend.name, follower.catch_up())
@@ -279,6 +280,20 @@ class Runtime:
                 f"the {outbox_table.name} table is missing: run `satellites db upgrade` "
                 "(or create the library's tables from Base.metadata)"
             )
+
+    async def _require_capture(self) -> None:
+        """Every projected table must have its changes captured by the database."""
+        specs = self.registry.specs
+        captured = await self.outbox.captured_tables([spec.table for spec in specs])
+        missing = sorted(spec.table for spec in specs if spec.projected)
+        missing = [table for table in missing if table not in captured]
+        if missing:
+            raise RuntimeError(
+                f"change capture is missing on {', '.join(missing)}: a revision must call "
+                "satellites_repo.migrate.install_capture(<table>) (then `satellites db "
+                "upgrade`), or create the tables with satellites_repo.migrate.create_tables"
+            )
+        self._hooks.captured = frozenset(captured)
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         self._tasks.spawn(name, work)

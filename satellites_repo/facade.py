@@ -27,6 +27,7 @@ from satellites_repo.health import BackendHealth, Health, probe
 from satellites_repo.model import Registry
 from satellites_repo.ops import Operations
 from satellites_repo.orm.unit_of_work import UnitOfWork
+from satellites_repo.outbox.capture import GRACE_SETTING
 from satellites_repo.types import LocalBackend
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class DataLayer:
         config = self._config
         openers: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
             ("postgres", lambda: postgres.open_postgres_pool(config.postgres)),
-            ("postgres", lambda: postgres.open_engine(config.postgres)),
+            ("postgres", lambda: postgres.open_engine(config.postgres, _engine_settings(config))),
             *((backend.name, backend.open) for backend in self._backends),
         ]
         opened = await asyncio.gather(
@@ -320,3 +321,8 @@ async def _probed(
             entry["error"] = redact(entry["error"], config)
         details[name] = entry
     return Health.of(details)
+
+
+def _engine_settings(config: DataLayerConfig) -> dict[str, str]:
+    """The unit of work's connections: their captured rows wait out the fast path's grace."""
+    return {GRACE_SETTING: f"{config.outbox.grace_seconds} seconds"}

@@ -7,6 +7,7 @@ client prove it works (a round trip) first, and close it again if that fails.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -30,8 +31,10 @@ __all__ = [
 APPLICATION_NAME = "satellites"
 
 
-def _server_settings(config: PostgresConfig) -> dict[str, str]:
-    settings = {"application_name": APPLICATION_NAME}
+def _server_settings(
+    config: PostgresConfig, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    settings = {"application_name": APPLICATION_NAME, **(extra or {})}
     if config.schema_name:
         settings["search_path"] = config.schema_name
     return settings
@@ -85,7 +88,10 @@ async def check_postgres(pool: asyncpg.Pool) -> None:
     await pool.fetchval("SELECT 1")
 
 
-async def open_engine(config: PostgresConfig) -> AsyncEngine:
+async def open_engine(
+    config: PostgresConfig, settings: Mapping[str, str] | None = None
+) -> AsyncEngine:
+    """The SQLAlchemy engine; ``settings``: extra session settings of its connections."""
     engine = create_async_engine(
         sqlalchemy_url(config),
         pool_size=config.max_connections,
@@ -93,7 +99,10 @@ async def open_engine(config: PostgresConfig) -> AsyncEngine:
         pool_pre_ping=config.pre_ping,
         json_serializer=json_text,
         json_deserializer=orjson.loads,
-        connect_args={"timeout": config.timeout, "server_settings": _server_settings(config)},
+        connect_args={
+            "timeout": config.timeout,
+            "server_settings": _server_settings(config, settings),
+        },
     )
     return await proven(engine, _connect_once, engine.dispose)
 

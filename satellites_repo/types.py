@@ -207,8 +207,14 @@ class CacheReader(Protocol):
         """
         ...
 
-    async def fill(self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]]) -> None:
-        """Cache (key, version, JSON body) rows just read from Postgres, each only if newer."""
+    async def fill(
+        self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]], read_at: float
+    ) -> None:
+        """Cache (key, version, JSON body) rows read from Postgres, each only if newer.
+
+        ``read_at``: ``time.monotonic()`` when the SELECT that read them began. A fill too
+        late to be sure a deleted row's tombstone still guards the key is dropped.
+        """
         ...
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -186,8 +187,20 @@ class RedisBackend:
             if row is not None and not row.is_tombstone
         }
 
-    async def fill(self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]]) -> None:
+    async def fill(
+        self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]], read_at: float
+    ) -> None:
+        """Fill after a miss, unless the rows were read too long ago.
+
+        A row deleted after the reader's SELECT leaves a tombstone for ``tombstone_ttl``;
+        a fill that can land later than that (its age plus the call's deadline) could put
+        the deleted row back, so it is dropped: the next read fills instead.
+        """
         if spec.cache is None:
+            return
+        late = time.monotonic() - read_at + self._config.call_timeout
+        if late >= spec.cache.tombstone_ttl:
+            logger.debug("skipped a cache fill of %s read %.1fs ago", spec.table, late)
             return
         ttl = spec.cache.ttl
         writes = [(self.key(spec.table, key), version, body, ttl) for key, version, body in rows]

@@ -9,6 +9,7 @@ is the shortcut for tests and demos that need no history.
 
 from __future__ import annotations
 
+from satellites_repo.migrate.capture import capture_ddl, install_capture, remove_capture
 from satellites_repo.migrate.commands import (
     LIBRARY_BRANCH,
     LIBRARY_VERSIONS,
@@ -27,8 +28,11 @@ __all__ = [
     "MIGRATION_LOCK",
     "VERSION_TABLE",
     "alembic_config",
+    "capture_ddl",
     "create_tables",
+    "install_capture",
     "new_revision",
+    "remove_capture",
     "render_item",
     "run_alembic_env",
     "upgrade",

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from satellites_repo.config import DataLayerConfig
 from satellites_repo.errors import ConfigurationError
+from satellites_repo.migrate.capture import capture_ddl
 from satellites_repo.orm.base import Base
 from satellites_repo.postgres import open_engine
 
@@ -47,13 +48,18 @@ def create_missing_schema(connection: Connection, schema: str | None) -> None:
 async def create_tables(config: DataLayerConfig, metadata: MetaData | None = None) -> None:
     """Create every table of ``metadata`` (default ``Base.metadata``) that does not exist.
 
-    For tests, demos and quick starts, before ``DataLayer.start()`` (which needs the
-    library's outbox table). Production schemas belong to migrations (``satellites db``).
+    Installs the change capture on every ``Versioned`` table too (``capture_ddl``). For
+    tests, demos and quick starts, before ``DataLayer.start()`` (which needs the library's
+    outbox table and the capture). Production schemas belong to migrations (``satellites
+    db``), whose revisions call ``install_capture``.
     """
+    target = metadata or Base.metadata
     engine = await open_engine(config.postgres.replace(min_connections=0, max_connections=1))
     try:
         async with engine.begin() as connection:
             await connection.run_sync(create_missing_schema, config.postgres.schema_name)
-            await connection.run_sync((metadata or Base.metadata).create_all)
+            await connection.run_sync(target.create_all)
+            for statement in capture_ddl(target):
+                await connection.execute(text(statement))
     finally:
         await engine.dispose()

@@ -59,8 +59,10 @@ class Operation(enum.StrEnum):
 class Change:
     """One entity's net change in a committed transaction.
 
-    ``version`` orders changes of one entity: a delete carries the last version plus one,
-    so it wins over every earlier write in every projection. It is 0 for a model that is
+    ``version`` orders changes of one entity. For a captured table it is the database's
+    (the capture trigger's sequence; a delete takes a fresh one, so it wins over every
+    earlier write in every projection); a flushed delete carries the last version plus
+    one until the captured row's version replaces it. It is 0 for a model that is
     not ``Versioned`` (its events then carry ``version=None``). ``payload`` is the row as
     JSON-safe data (for a delete, the row as it was last seen). ``hidden`` names columns
     (vectors) kept out of what is stored in the outbox and published in events: they are

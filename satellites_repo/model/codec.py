@@ -23,12 +23,14 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.session import make_transient_to_detached
 from typing_extensions import TypedDict
+
+from satellites_repo.model.results import AnyOf
 
 __all__ = [
     "NON_FINITE",
@@ -119,6 +121,12 @@ def unencodable_columns(mapper: Mapper[Any]) -> list[str]:
     return found
 
 
+def _filter_type(column_type: Any) -> Any:
+    """What one filter value on a column of ``column_type`` must be."""
+    kind = _python_type(column_type)
+    return Any if kind in (Any, list) else kind | None
+
+
 class RowCodec:
     """Encodes one model's column values to JSON bytes and rebuilds entities from them."""
 
@@ -143,6 +151,11 @@ class RowCodec:
         row_type.__pydantic_config__ = ConfigDict(allow_inf_nan=True)  # as Postgres allows
         self._adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(row_type)
         self._key_adapter: TypeAdapter[Any] = TypeAdapter(fields[self.primary_key])
+        # A filter on an array column matches rows holding the value: its items are untyped.
+        self._column_adapters: dict[str, TypeAdapter[Any]] = {
+            attr.key: TypeAdapter(_filter_type(attr.columns[0].type))
+            for attr in mapper.column_attrs
+        }
 
     def values(self, entity: object) -> dict[str, Any]:
         """The entity's column values, as Python objects."""
@@ -167,6 +180,37 @@ class RowCodec:
         """A primary key from its text form (or as given), typed like the column."""
         return self._key_adapter.validate_python(key)
 
+    def filter_values(self, filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Filter values typed like their columns, as JSON-safe data (a list: each item).
+
+        Every ranker gets the same values (``"false"`` is ``False`` for a boolean column
+        in Elasticsearch and in FAISS alike); a value the column cannot hold is refused
+        here, naming the field, instead of reaching a backend as a bad request.
+        """
+        if not filters:
+            return None
+        typed: dict[str, Any] = {}
+        for name, value in filters.items():
+            adapter = self._column_adapters.get(name)
+            if adapter is None or value is None or not _typable(value):
+                typed[name] = value  # unknown fields are named by the ranker; Range as given
+            elif isinstance(value, AnyOf):  # plain lists and tuples were refused before
+                typed[name] = AnyOf(*(self._filter_value(adapter, name, v) for v in value))
+            else:
+                typed[name] = self._filter_value(adapter, name, value)
+        return typed
+
+    def _filter_value(self, adapter: TypeAdapter[Any], name: str, value: Any) -> Any:
+        """One value through the column's type, as JSON-safe data."""
+        try:
+            return json_safe(adapter.validate_python(value))
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+            raise ValueError(
+                f"filter {name!r} of {self.model.__name__}: {value!r} does not fit the "
+                f"column ({reason})"
+            ) from exc
+
     def loads(self, data: bytes) -> dict[str, Any]:
         return self._adapter.validate_json(data)
 
@@ -181,3 +225,10 @@ class RowCodec:
             set_committed_value(entity, name, value)
         make_transient_to_detached(entity)
         return entity
+
+
+def _typable(value: object) -> bool:
+    """Plain values and ``AnyOf`` tuples are typed like their column; a ``Range`` (or any
+    other filter object) carries its own bounds."""
+    plain = (str, int, float, AnyOf, uuid.UUID, decimal.Decimal, dt.date, dt.timedelta)
+    return isinstance(value, plain)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import BigInteger, DateTime, FetchedValue, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-__all__ = ["NAMING_CONVENTION", "Base", "SoftDelete", "Versioned"]
+__all__ = ["CAPTURED", "NAMING_CONVENTION", "Base", "SoftDelete", "Versioned"]
+
+CAPTURED = "satellites.captured"
+"""``Column.info`` flag on ``Versioned.version``: the table gets the capture triggers."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,18 +33,30 @@ class Base(DeclarativeBase):
 
 
 class Versioned:
-    """An integer ``version`` that SQLAlchemy checks and bumps on every UPDATE.
+    """A ``version`` the database assigns on every INSERT and UPDATE; SQLAlchemy checks it.
 
     It is optimistic locking (a stale update raises ``ConcurrencyError`` at commit) and
     the order every projection relies on: Redis, Elasticsearch and FAISS refuse a change
-    whose version is not newer than the one they hold.
+    whose version is not newer than the one they hold. The capture trigger takes it from
+    one database sequence, whoever writes the row (ORM, bulk SQL, psql), so it grows for
+    a key across delete and re-create too; SQLAlchemy reads it back with RETURNING.
     """
 
-    version: Mapped[int] = mapped_column(nullable=False)
+    version: Mapped[int] = mapped_column(
+        BigInteger,
+        FetchedValue(),
+        FetchedValue(for_update=True),
+        nullable=False,
+        info={CAPTURED: True},
+    )
 
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:
-        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+        return {
+            "version_id_col": cls.__table__.c.version,  # type: ignore[attr-defined]
+            "version_id_generator": False,
+            "eager_defaults": True,
+        }
 
 
 class SoftDelete:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
@@ -242,13 +243,14 @@ class Repository(Generic[T]):
     ) -> None:
         codec = self._spec.codec
         statement = select(self._spec.model).where(key_in(self._spec, keys))
+        read_at = time.monotonic()
         loaded = list(await self.session.scalars(statement))
         for entity in loaded:
             found[codec.key_of(entity)] = entity
         if cache is not None and loaded:
-            await self._fill_cache(cache, loaded)
+            await self._fill_cache(cache, loaded, read_at)
 
-    async def _fill_cache(self, cache: CacheReader, loaded: list[T]) -> None:
+    async def _fill_cache(self, cache: CacheReader, loaded: list[T], read_at: float) -> None:
         codec, table = self._spec.codec, self._spec.table
         rows = [
             (str(codec.key_of(entity)), int(entity.version), codec.dumps(entity))  # type: ignore[attr-defined]
@@ -257,7 +259,7 @@ class Repository(Generic[T]):
             and entity not in self.session.dirty
         ]
         with contextlib.suppress(UnavailableError):  # logged by the cache; the next read fills
-            await cache.fill(self._spec, rows)
+            await cache.fill(self._spec, rows, read_at)
 
     # -- queries --------------------------------------------------------------------------
 

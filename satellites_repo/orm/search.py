@@ -72,7 +72,7 @@ class BoundSearch(Generic[T]):
 
     async def ranking(self, query: Query, **options: Unpack[SearchOptions]) -> RankedPage:
         """The ranked keys, scores, highlights and facets, without loading any entity."""
-        request = _checked(TextQuery(query, **options))
+        request = _checked(self._repository, TextQuery(query, **options))
         return await _text_ranker(self._repository).rank(self._repository.spec, request)
 
     async def __call__(self, query: Query, **options: Unpack[SearchOptions]) -> SearchPage[T]:
@@ -85,7 +85,7 @@ class BoundSearch(Generic[T]):
         ``dropped`` counts them.
         """
         with observe.read_span("search", self._repository.spec.table):
-            return await self._search(_checked(TextQuery(query, **options)))
+            return await self._search(_checked(self._repository, TextQuery(query, **options)))
 
     async def _search(self, request: TextQuery) -> SearchPage[T]:
         ranker, spec = _text_ranker(self._repository), self._repository.spec
@@ -122,14 +122,23 @@ class BoundSearch(Generic[T]):
         if not isinstance(prefix, str) or not prefix.strip():
             raise ValueError(f"suggest needs the text typed so far, got {prefix!r}")
         request = SuggestQuery(prefix, field, **options)
+        request = dataclasses.replace(request, filters=_typed(self._repository, request.filters))
         _check_count("limit", request.limit, maximum=MAX_LIMIT)
         return await _text_ranker(self._repository).suggest(self._repository.spec, request)
 
 
-def _checked(request: TextQuery) -> TextQuery:
+def _checked(repository: Repository[Any], request: TextQuery) -> TextQuery:
     _check_count("limit", request.limit, maximum=MAX_LIMIT)
     _check_count("offset", request.offset, minimum=0)
-    return request
+    return dataclasses.replace(request, filters=_typed(repository, request.filters))
+
+
+def _typed(
+    repository: Repository[Any], filters: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """Filter values typed like their columns, the same for every ranker (``"false"`` is
+    ``False`` in Elasticsearch and FAISS alike), or ``ValueError`` naming the field."""
+    return repository.spec.codec.filter_values(filters)
 
 
 def _check_count(name: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> None:
@@ -194,7 +203,8 @@ async def _vector_ranking(
     filters: Mapping[str, Any] | None,
 ) -> list[tuple[str, float]]:
     checked = _checked_vector(repository, vector)
-    return await ranker.nearest(repository.spec, VectorQuery(checked, k, filters))
+    typed = _typed(repository, filters)
+    return await ranker.nearest(repository.spec, VectorQuery(checked, k, typed))
 
 
 def _checked_vector(repository: Repository[Any], vector: Sequence[float]) -> list[float]:
@@ -219,8 +229,11 @@ async def hybrid_search(
     if both is not None:  # one backend holds both: one round trip
         text_page, vector_ranked = await both.rank_both(
             repository.spec,
-            TextQuery(text, filters=filters, limit=depth, include_deleted=include_deleted),
-            VectorQuery(_checked_vector(repository, vector), depth, filters),
+            _checked(
+                repository,
+                TextQuery(text, filters=filters, limit=depth, include_deleted=include_deleted),
+            ),
+            VectorQuery(_checked_vector(repository, vector), depth, _typed(repository, filters)),
         )
     else:
         text_page, vector_ranked = await asyncio.gather(

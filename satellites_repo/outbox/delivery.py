@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from satellites_repo.errors import Rejection
+from satellites_repo.outbox.capture import ALL_SHARED
 from satellites_repo.outbox.records import EVENTS_TARGET, OutboxRecord
 from satellites_repo.outbox.store import Settlement
 
@@ -57,10 +58,8 @@ async def deliver(
     """
     failed: dict[int, dict[str, Rejection]] = defaultdict(dict)
     local_failures: set[str] = set()
-    for pending, group in _by_pending(records).items():
-        changes = await rehydrator.complete(
-            [record.change for record in group if record.change is not None]
-        )
+    for pending, group in _by_pending(records, dispatcher.shared_targets).items():
+        changes = await rehydrator.complete(group)
         if not changes:
             continue
         targets = [*pending, *local_targets]
@@ -90,10 +89,14 @@ async def deliver(
     return Delivery(_settlements(records, failed), frozenset(local_failures))
 
 
-def _by_pending(records: Sequence[OutboxRecord]) -> dict[tuple[str, ...], list[OutboxRecord]]:
+def _by_pending(
+    records: Sequence[OutboxRecord], shared: Sequence[str]
+) -> dict[tuple[str, ...], list[OutboxRecord]]:
+    """Rows by the targets they owe; a captured row's ``ALL_SHARED`` is every shared one."""
     groups: dict[tuple[str, ...], list[OutboxRecord]] = defaultdict(list)
     for record in records:
-        targets = tuple(target for target in record.pending if target != EVENTS_TARGET)
+        owed = (shared if target == ALL_SHARED else (target,) for target in record.pending)
+        targets = tuple(dict.fromkeys(t for each in owed for t in each if t != EVENTS_TARGET))
         groups[targets].append(record)
     return groups
 

@@ -58,6 +58,11 @@ class Dispatcher:
         """Backends every process holds its own copy of (applied here, followed everywhere)."""
         return tuple(backend.name for backend in self._backends if not backend.shared)
 
+    @property
+    def shared_targets(self) -> tuple[BackendName, ...]:
+        """Backends one server holds for every instance (applied once, owed in the outbox)."""
+        return tuple(backend.name for backend in self._backends if backend.shared)
+
     def targets_covering(self, change: Change) -> list[BackendName]:
         """The backends that have something to do for ``change``."""
         spec = self._registry.spec_of_table(change.table)

@@ -156,9 +156,8 @@ class Follower:
     async def _apply(self, records: list[OutboxRecord]) -> None:
         """Apply a page; rows the backend refuses are logged and passed over, never
         retried here (each instance's copy would stop following at a poison row)."""
-        changes = [record.change for record in records if record.change is not None]
         try:
-            await self.backend.apply(await self._rehydrator.complete(changes))
+            await self.backend.apply(await self._rehydrator.complete(records))
         except ProjectionError as exc:
             if not exc.rejected:
                 raise

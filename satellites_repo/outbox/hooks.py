@@ -10,12 +10,14 @@ has a deadline (``OutboxConfig.delivery_timeout``): a hung backend cannot hold a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from satellites_repo import observe
+from satellites_repo.model import Operation
 from satellites_repo.outbox.delivery import deliver
 from satellites_repo.outbox.table import outbox_table
 from satellites_repo.retry import FailureLog
@@ -75,18 +77,33 @@ class OutboxHooks:
         self._outbox = outbox
         self._settler = settler
         self._followers = list(followers)
+        self.captured: frozenset[str] = frozenset()
+        """Tables the database captures (set at start): their rows come from the triggers."""
 
     async def before_commit(
         self, session: AsyncSession, changes: Sequence[Change], emitted: Sequence[DataEvent]
     ) -> CommitTicket:
-        """Runs inside the transaction, after the last flush."""
+        """Runs inside the transaction, after the last flush.
+
+        The capture triggers have written a row per change of a captured table (ORM or
+        not); the ORM's in-memory changes ride along with them, so the fast path needs no
+        read back. Changes of tables without capture (event-only entities) and the
+        emitted events are written here.
+        """
         local = self._dispatcher.local_targets
+        flushed = {(change.table, change.key): change for change in changes}
+        records = [
+            _with_whole(record, flushed.get((record.entity, record.key)))
+            for record in await self._outbox.captured(session)
+        ]
         owed = [
             (change, [t for t in self._dispatcher.targets_covering(change) if t not in local])
             for change in changes
+            if change.table not in self.captured
         ]
         with observe.span(f"INSERT {outbox_table.name}", _INSERT_ATTRIBUTES) as current:
-            ticket = CommitTicket(await self._outbox.insert(session, owed, emitted))
+            records.extend(await self._outbox.insert(session, owed, emitted))
+            ticket = CommitTicket(records)
             current.set_attribute("satellites.rows", len(ticket.records))
         if ticket.txid is not None:
             # Before COMMIT, or the NOTIFY could wake a follower first: this process's
@@ -127,3 +144,18 @@ class OutboxHooks:
                     follower.release(txid)
                 else:
                     follower.applied(txid)
+
+
+def _with_whole(record: OutboxRecord, flushed: Change | None) -> OutboxRecord:
+    """``record`` with the flushed change as its whole content, when that is what it holds.
+
+    A delete needs no content; a create or update only if no statement after the flush
+    changed the row again (the versions then differ, and delivery reads the row back).
+    """
+    operation = Operation(record.operation)
+    if flushed is None or (
+        operation is not Operation.DELETED and flushed.version != record.version
+    ):
+        return dataclasses.replace(record, attempts=1)
+    whole = dataclasses.replace(flushed, operation=operation, version=record.version)
+    return dataclasses.replace(record, attempts=1, whole=whole)

@@ -1,10 +1,17 @@
-"""Completing changes read back from the outbox with the columns it does not store.
+"""What a replayed outbox row projects: the row's current state in Postgres.
 
-Outbox rows leave out the hidden (vector) columns, which would multiply their size. A
-replay (the relay, a follower) that needs them reads the rows' current state from
-Postgres in one SELECT per table. Current state is at least as new as the change, and
-the projections' version guards make applying it correct; a row that no longer exists
-is skipped, since its delete is in the outbox too.
+A row read back from the outbox (by the relay, a follower, a rebuild's replay) is never
+projected from its stored payload: that may be older than what the projections hold,
+and, once tombstones are gone (Redis ``tombstone_ttl``, Elasticsearch
+``index.gc_deletes``), applying it would bring a deleted row back. Instead the rows'
+current state is read in one SELECT per table: a row that exists is projected as it is
+now (at its current version), and a row that no longer exists becomes a delete, at a
+version above any it had when the replayed change was made (its delete, and any later
+re-creation, took newer versions from the database sequence). So a late delivery can
+only ever move a projection to what Postgres holds, whatever the tombstone lifetimes.
+
+Only the committing process's fast path projects its in-memory changes (``whole``): they
+are the committed state, delivered within ``OutboxConfig.delivery_timeout``.
 """
 
 from __future__ import annotations
@@ -20,47 +27,53 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from satellites_repo.model import Registry
+    from satellites_repo.outbox.records import OutboxRecord
 
-__all__ = ["Rehydrator"]
+__all__ = ["Rehydrator", "as_current"]
 
 
 class Rehydrator:
-    """Fills in hidden columns of replayed changes from Postgres."""
+    """Turns outbox rows into the changes to project: their rows' current state."""
 
     def __init__(self, engine: AsyncEngine, registry: Registry) -> None:
         self._engine = engine
         self._registry = registry
 
-    async def complete(self, changes: Sequence[Change]) -> list[Change]:
-        """``changes`` with every column; replayed changes whose row is gone are dropped."""
-        wanted: dict[str, list[Change]] = defaultdict(list)
-        for change in changes:
-            if self._incomplete(change):
-                wanted[change.table].append(change)
-        if not wanted:
-            return list(changes)
+    async def complete(self, records: Sequence[OutboxRecord]) -> list[Change]:
+        """One change per entity row of ``records`` (custom events have none), current."""
+        rows = [record for record in records if record.change is not None]
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for record in rows:
+            if record.whole is None and self._registry.spec_of_table(record.entity):
+                wanted[record.entity].add(record.key)
         current: dict[tuple[str, str], Change] = {}
-        for table, group in wanted.items():
+        for table, keys in wanted.items():
             spec = self._registry.spec_of_table(table)
             assert spec is not None
-            found = await current_changes(
-                self._engine, spec, [change.key for change in group], Operation.UPDATED
-            )
+            found = await current_changes(self._engine, spec, sorted(keys), Operation.UPDATED)
             current.update(((table, key), change) for key, change in found.items())
-        completed = []
-        for change in changes:
-            if not self._incomplete(change):
-                completed.append(change)
-            elif (now := current.get((change.table, change.key))) is not None:
-                completed.append(
-                    Change(
-                        now.table, now.key, change.operation, now.version, now.payload, now.hidden
-                    )
-                )
-        return completed
+        return [self._projected(record, current) for record in rows]
 
-    def _incomplete(self, change: Change) -> bool:
-        if change.operation is Operation.DELETED:
-            return False
-        spec = self._registry.spec_of_table(change.table)
-        return spec is not None and not spec.hidden <= change.payload.keys()
+    def _projected(self, record: OutboxRecord, current: dict[tuple[str, str], Change]) -> Change:
+        change = record.change
+        assert change is not None
+        if record.whole is not None or self._registry.spec_of_table(record.entity) is None:
+            return change
+        return as_current(change, current.get((record.entity, record.key)))
+
+
+def as_current(change: Change, now: Change | None) -> Change:
+    """``change`` replaced by its row's current state ``now`` (``None``: the row is gone)."""
+    if now is not None:
+        operation = Operation.UPDATED if change.operation is Operation.DELETED else change.operation
+        return Change(now.table, now.key, operation, now.version, now.payload, now.hidden)
+    if change.operation is Operation.DELETED:
+        return change
+    return Change(
+        change.table,
+        change.key,
+        Operation.DELETED,
+        change.version + 1,
+        change.payload,
+        change.hidden,
+    )

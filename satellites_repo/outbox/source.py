@@ -51,8 +51,7 @@ class PostgresSource:
 
         async def page(records: list[OutboxRecord]) -> None:
             nonlocal replayed
-            changes = [record.change for record in records if record.change is not None]
-            completed = await self._rehydrator.complete(changes)
+            completed = await self._rehydrator.complete(records)
             await apply(completed)
             replayed += len(completed)
 

@@ -6,6 +6,7 @@ everything after COMMIT goes through the asyncpg pool in short transactions of t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -17,7 +18,9 @@ import orjson
 from sqlalchemy import insert, select, text
 
 from satellites_repo import observe
+from satellites_repo.model.change import Operation
 from satellites_repo.model.codec import json_bytes, json_safe
+from satellites_repo.outbox.capture import CAPTURE_TRIGGER_NAMES, MISSING_CAPTURE_SQL
 from satellites_repo.outbox.records import (
     EVENT_OPERATION,
     EVENTS_TARGET,
@@ -111,6 +114,47 @@ class OutboxStore:
 
     # -- inside the unit of work's transaction -------------------------------------------
 
+    async def captured(self, session: AsyncSession) -> list[OutboxRecord]:
+        """The rows the capture triggers wrote in this transaction, folded per key.
+
+        Several statements on one row fold as a ChangeSet folds flushes (created then
+        updated is one ``created``; created then deleted is nothing): the superseded rows
+        are deleted, so one commit publishes one event per row it changed.
+        """
+        result = await session.execute(
+            text(
+                f"SELECT {_COLUMNS} FROM {outbox_table.name} "
+                "WHERE txid = (pg_current_xact_id_if_assigned()::text)::bigint "
+                f"AND operation <> '{EVENT_OPERATION}' ORDER BY seq"
+            )
+        )
+        records = [_record(row) for row in result.mappings()]
+        folded, superseded, created = fold_captured(records)
+        if superseded:
+            await session.execute(
+                text(f"DELETE FROM {outbox_table.name} WHERE seq = ANY(:seqs)"),
+                {"seqs": superseded},
+            )
+        if created:
+            await session.execute(
+                text(
+                    f"UPDATE {outbox_table.name} SET operation = '{Operation.CREATED.value}' "
+                    "WHERE seq = ANY(:seqs)"
+                ),
+                {"seqs": created},
+            )
+        return folded
+
+    async def captured_tables(self, tables: Sequence[str]) -> set[str]:
+        """Which of ``tables`` carry every capture trigger."""
+        missing = await self._pool.fetch(
+            MISSING_CAPTURE_SQL,
+            list(tables),
+            list(CAPTURE_TRIGGER_NAMES),
+            len(CAPTURE_TRIGGER_NAMES),
+        )
+        return set(tables) - {row[0] for row in missing}
+
     async def insert(
         self,
         session: AsyncSession,
@@ -196,12 +240,13 @@ class OutboxStore:
                 if not settlement.remaining:
                     await connection.execute(
                         "UPDATE satellites_outbox SET pending = '{}', done_at = now(), "
-                        "last_error = NULL WHERE seq = ANY($1::bigint[])",
+                        "last_error = NULL, leased_until = NULL WHERE seq = ANY($1::bigint[])",
                         list(settlement.seqs),
                     )
                     continue
                 await connection.execute(
                     "UPDATE satellites_outbox SET pending = $2::text[], last_error = $3, "
+                    "leased_until = NULL, "
                     "next_attempt_at = now() + make_interval(secs => $4), "
                     "dead_at = CASE WHEN $6 OR ($3::text IS NOT NULL AND attempts >= $5) "
                     "THEN now() END WHERE seq = ANY($1::bigint[])",
@@ -227,7 +272,8 @@ class OutboxStore:
             f"""
             UPDATE satellites_outbox AS o
                SET attempts = o.attempts + 1,
-                   next_attempt_at = now() + make_interval(secs => $2)
+                   next_attempt_at = now() + make_interval(secs => $2),
+                   leased_until = now() + make_interval(secs => $2)
               FROM (SELECT seq FROM satellites_outbox
                      WHERE cardinality({owed}) > 0 AND dead_at IS NULL
                        AND next_attempt_at <= now()
@@ -358,10 +404,12 @@ class OutboxStore:
         return _affected(result)
 
     async def retry_now(self) -> int:
-        """Make every pending row due now (after an outage, say)."""
+        """Make every pending row due now (after an outage, say), except rows a running
+        relay or a committing process holds (their lease has not run out)."""
         result = await self._pool.execute(
             "UPDATE satellites_outbox SET next_attempt_at = now() "
-            "WHERE cardinality(pending) > 0 AND dead_at IS NULL"
+            "WHERE cardinality(pending) > 0 AND dead_at IS NULL AND next_attempt_at > now() "
+            "AND (leased_until IS NULL OR leased_until <= now())"
         )
         return _affected(result)
 
@@ -395,6 +443,30 @@ class OutboxStore:
         return int(count)
 
 
+def fold_captured(
+    records: Sequence[OutboxRecord],
+) -> tuple[list[OutboxRecord], list[int], list[int]]:
+    """(one record per key, seqs superseded, seqs whose operation becomes ``created``)."""
+    latest: dict[tuple[str, str], OutboxRecord] = {}
+    superseded: list[int] = []
+    for record in records:
+        slot = (record.entity, record.key)
+        earlier = latest.pop(slot, None)
+        if earlier is None:
+            latest[slot] = record
+            continue
+        superseded.append(earlier.seq)
+        if earlier.operation != Operation.CREATED.value:
+            latest[slot] = record
+        elif record.operation == Operation.DELETED.value:
+            superseded.append(record.seq)  # the row never existed outside the transaction
+        else:
+            latest[slot] = dataclasses.replace(record, operation=Operation.CREATED.value)
+    stored = {record.seq: record.operation for record in records}
+    created = [record.seq for record in latest.values() if record.operation != stored[record.seq]]
+    return sorted(latest.values(), key=lambda r: r.seq), superseded, created
+
+
 def _change_row(change: Change, targets: Sequence[str]) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
@@ -421,7 +493,7 @@ def _event_row(event: DataEvent) -> dict[str, Any]:
     }
 
 
-def _record(row: asyncpg.Record) -> OutboxRecord:
+def _record(row: Mapping[Any, Any] | asyncpg.Record) -> OutboxRecord:
     values = dict(row)
     values["payload"] = orjson.loads(values["payload"])
     values["stamp"] = observe.pop_stamp(values["payload"])

@@ -8,6 +8,8 @@ An outbox row is written in the same transaction as the change it describes. ``s
 orders rows; ``txid`` (the writing transaction's id) lets a follower read every committed
 row exactly once in order of completion: rows of transactions older than the snapshot's
 xmin can no longer appear, so a follower's position is an xmin, not a ``seq``.
+``leased_until``: a relay that claimed the row holds it until then; ``outbox retry``
+leaves such rows alone.
 
 A durable subscriber of the in-process bus is a row of ``satellites_subscriptions`` (its
 pattern and its position in the outbox, an xmin as a follower's) and one row of
@@ -41,6 +43,7 @@ from satellites_repo.orm.base import Base
 
 __all__ = [
     "OUTBOX_CHANNEL",
+    "VERSION_SEQUENCE",
     "delivery_table",
     "meta_table",
     "outbox_table",
@@ -49,6 +52,9 @@ __all__ = [
 
 OUTBOX_CHANNEL = "satellites_outbox"
 """The NOTIFY channel a commit with outbox rows signals, waking followers at once."""
+
+VERSION_SEQUENCE = "satellites_version"
+"""The one sequence every captured row's ``version`` comes from (see ``outbox.capture``)."""
 
 CURRENT_TXID = text("(pg_current_xact_id()::text)::bigint")
 
@@ -67,6 +73,7 @@ outbox_table = Table(
     Column("pending", ARRAY(Text), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("leased_until", DateTime(timezone=True)),
     Column("last_error", Text),
     Column("dead_at", DateTime(timezone=True)),
     Column("done_at", DateTime(timezone=True)),

@@ -185,7 +185,9 @@ class FakeCache:
             raise UnavailableError("fake cache", "down")
         return {key: self.rows[(spec.table, key)] for key in keys if (spec.table, key) in self.rows}
 
-    async def fill(self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]]) -> None:
+    async def fill(
+        self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]], read_at: float
+    ) -> None:
         if self.down:
             raise UnavailableError("fake cache", "down")
         for key, version, body in rows:

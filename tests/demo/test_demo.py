@@ -50,7 +50,7 @@ async def test_the_demo_passes_every_check_and_keeps_its_sandbox(
         assert heading in out
     assert "hit: Redis" in out
     assert "search('refund invoice', tenant=acme): " in out
-    assert re.search(r"event kb_articles\.updated key=[0-9a-f-]{36} version=2 ", out)
+    assert re.search(r"event kb_articles\.updated key=[0-9a-f-]{36} version=[0-9]+ ", out)
     assert "new article in faiss" in out
     assert "unchanged" in out
     assert re.search(r"All \d{2,} checks passed in [\d.]+ s", out)

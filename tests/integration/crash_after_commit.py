@@ -1,4 +1,5 @@
-"""Run as a subprocess: commit articles, then die by SIGKILL before anything is projected.
+"""Run as a subprocess: commit articles (``add``, the default) or a bulk UPDATE of every
+article's title (``bulk-update``), then die by SIGKILL before anything is projected.
 
 Configuration comes from SATELLITES_* variables set by the test. Prints the committed ids
 (one per line) before dying, so the test knows what must reach every projection.
@@ -11,6 +12,8 @@ import os
 import signal
 import sys
 
+from sqlalchemy import update
+
 from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo.outbox import CommitTicket, OutboxHooks
 from tests.integration.models import REPOSITORIES, Article, Articles
@@ -22,10 +25,14 @@ async def die_after_commit(self: OutboxHooks, ticket: CommitTicket) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-async def main(count: int) -> None:
+async def main(count: int, mode: str) -> None:
     OutboxHooks.after_commit = die_after_commit  # type: ignore[method-assign]
     layer = DataLayer(DataLayerConfig.from_env(), repositories=REPOSITORIES)
     async with layer, layer.unit_of_work() as uow:
+        if mode == "bulk-update":
+            await uow.session.execute(update(Article).values(title="bulk"))
+            await uow.commit()
+            return
         articles = [
             Article(tenant_id="acme", title=f"crash {n}", body="b", embedding=[1.0, n, 0, 0])
             for n in range(count)
@@ -35,4 +42,4 @@ async def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "add"))

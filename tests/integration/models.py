@@ -12,7 +12,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Float, Interval, MetaData, Numeric, func
+from sqlalchemy import DateTime, Float, ForeignKey, Interval, MetaData, Numeric, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from satellites_repo import (
@@ -83,6 +83,36 @@ class Tag(IntegrationModel):
 
 class Tags(Repository[Tag]):
     pass
+
+
+class Customer(IntegrationModel):
+    """Not projected: its tickets go with it by ``ON DELETE CASCADE``."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+
+
+class SupportTicket(IntegrationModel, Versioned):
+    """Cached and searched, with short tombstone lifetimes (Redis and Elasticsearch) so
+    tests can outlive them."""
+
+    __tablename__ = "support_tickets"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    subject: Mapped[str]
+    open: Mapped[bool] = mapped_column(default=True)
+
+
+class SupportTickets(Repository[SupportTicket]):
+    cache = CachePolicy(ttl=300, tombstone_ttl=1)
+    search = SearchIndex(
+        "support-tickets",
+        fields={"subject": "text", "open": "boolean"},
+        settings={"index.gc_deletes": "0s"},
+    )
 
 
 REPOSITORIES: list[type[Repository[Any]]] = [Articles, Tags]
@@ -214,3 +244,5 @@ class Snippets(Repository[Snippet]):
 
 ENGINE_REPOSITORIES: list[type[Repository[Any]]] = [Articles, EsArticles, Snippets]
 """Both vector engines side by side (the engine tests)."""
+
+CAPTURE_REPOSITORIES: list[type[Repository[Any]]] = [Articles, Tags, SupportTickets]

@@ -86,8 +86,8 @@ def test_upgrade_downgrade_and_upgrade_again(schema: str) -> None:
     again = satellites(schema, "upgrade", "heads")
     assert again.returncode == 0, again.stderr
     current = satellites(schema, "current").stdout
-    assert "0002_knowledge_base (head)" in current
-    assert "0002_event_subscriptions (head)" in current
+    assert "0003_knowledge_base_capture (head)" in current
+    assert "0003_change_capture (head)" in current
 
 
 def test_check_passes_at_head_and_fails_behind_it(schema: str) -> None:
@@ -107,8 +107,9 @@ def test_the_library_branch_is_applied_beside_the_application(schema: str) -> No
     """Two roots, two heads: the library's revisions never sit in the application's chain."""
     history = satellites(schema, "history").stdout
     assert "<base> -> 0001_satellites (satellites)" in history
-    assert "0001_satellites -> 0002_event_subscriptions (satellites) (head)" in history
-    assert "<base> -> 0002_knowledge_base (head)" in history
+    assert "0002_event_subscriptions -> 0003_change_capture (satellites) (head)" in history
+    assert "<base> -> 0002_knowledge_base" in history
+    assert "0002_knowledge_base -> 0003_knowledge_base_capture (head)" in history
     assert satellites(schema, "upgrade", "satellites@head").returncode == 0
     assert tables(schema) == LIBRARY_TABLES | {"alembic_version"}
 
@@ -128,10 +129,10 @@ def test_data_survives_an_upgrade_that_adds_a_column(schema: str, tmp_path: Path
     project = tmp_path / "project"
     shutil.copytree(ROOT / "migrations", project / "migrations")
     shutil.copy(ROOT / "alembic.ini", project / "alembic.ini")
-    (project / "migrations" / "versions" / "0003_summary.py").write_text(
+    (project / "migrations" / "versions" / "0004_summary.py").write_text(
         '"""Add a summary."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        'revision = "0003_summary"\ndown_revision = "0002_knowledge_base"\n'
+        'revision = "0004_summary"\ndown_revision = "0003_knowledge_base_capture"\n'
         "branch_labels = None\ndepends_on = None\n\n\n"
         "def upgrade() -> None:\n"
         '    op.add_column("kb_articles", sa.Column("summary", sa.Text(), nullable=True))\n\n\n'
@@ -166,8 +167,8 @@ def test_two_upgrades_at_once_apply_once(schema: str) -> None:
     assert [run.returncode for run in runs] == [0, 0], [err.decode() for _, err in outcomes]
     versions = sql("SELECT version_num FROM alembic_version", schema=schema)
     assert sorted(row["version_num"] for row in versions) == [
-        "0002_event_subscriptions",
-        "0002_knowledge_base",
+        "0003_change_capture",
+        "0003_knowledge_base_capture",
     ]
     assert tables(schema) == LIBRARY_TABLES | EXAMPLE_TABLES | {"alembic_version"}
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo.backends.elasticsearch import ElasticsearchBackend
@@ -29,7 +29,8 @@ def search_backend(layer: DataLayer) -> ElasticsearchBackend:
 
 
 async def bulk_insert_rows(layer: DataLayer, count: int) -> None:
-    """Rows straight into Postgres (no projection), as a table an index is built for."""
+    """Rows straight into Postgres, as a table an index is built for: with the capture
+    triggers off for the seeding transaction, so none of them is projected."""
     rows = [
         {
             "id": uuid.uuid4(),
@@ -43,6 +44,7 @@ async def bulk_insert_rows(layer: DataLayer, count: int) -> None:
         for n in range(count)
     ]
     async with layer.engine.begin() as connection:
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
         for start in range(0, count, 5000):
             await connection.execute(insert(Article), rows[start : start + 5000])
 
@@ -145,10 +147,13 @@ async def test_verify_finds_drift_and_repair_mends_it(layer: DataLayer) -> None:
     lost = str(never_indexed.id)
     await layer.elasticsearch.indices.open(index=alias, wait_for_active_shards="1")
     await layer.postgres.execute("DELETE FROM satellites_outbox")
-    # A write that bypassed the layer: every projection still holds version 1.
-    await layer.postgres.execute(
-        "UPDATE articles SET title = 'v2', version = 2 WHERE id = $1::uuid", older
-    )
+    # A write that bypassed the capture (triggers off): every projection holds the old one.
+    async with layer.postgres.acquire() as connection, connection.transaction():
+        await connection.execute("SET LOCAL session_replication_role = replica")
+        await connection.execute(
+            "UPDATE articles SET title = 'v2', version = version + 1000 WHERE id = $1::uuid",
+            older,
+        )
     await layer.vectors.delete("articles", phantom_vector)
     stray = str(uuid.uuid4())
     await layer.vectors.upsert("articles", stray, [0, 0, 1, 1], {"tenant_id": "x"}, version=3)
