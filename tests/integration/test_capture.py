@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 
-from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo import DataEvent, DataLayer, DataLayerConfig
 from satellites_repo.backends.redis import RedisBackend
 from satellites_repo.migrate import create_tables
 from tests.integration.conftest import subprocess_environment
@@ -281,6 +281,12 @@ async def test_killed_right_after_a_bulk_update_commit_every_projection_converge
 
 
 async def test_outbox_retry_leaves_rows_a_relay_holds(quiet: DataLayer) -> None:
+    received: list[DataEvent] = []
+
+    async def record(event: DataEvent) -> None:
+        received.append(event)
+
+    quiet.events.subscribe_all(record)  # so this relay publishes the events it delivers
     await quiet.postgres.execute(
         "INSERT INTO articles (id, tenant_id, title, body, views, embedding) "
         "SELECT gen_random_uuid(), 'acme', 't' || n, 'b', 0, NULL FROM generate_series(1, 4) n"
