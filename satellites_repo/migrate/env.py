@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from satellites_repo.config import DataLayerConfig
 from satellites_repo.errors import ConfigurationError
+from satellites_repo.migrate.capture import render_capture
 from satellites_repo.migrate.schema import create_missing_schema
 from satellites_repo.model import Vector
 from satellites_repo.orm.base import Base
@@ -53,6 +54,7 @@ def _configure(connection: Connection | None, metadata: MetaData, **options: Any
         compare_server_default=False,
         render_item=render_item,
         version_table=VERSION_TABLE,
+        process_revision_directives=render_capture,
         **options,
     )
 

@@ -20,6 +20,7 @@ from satellites_repo.observe.metrics import (
     verified,
 )
 from satellites_repo.observe.tracing import (
+    STAMP_KEY,
     OutboxStamp,
     SpanLike,
     committing,
@@ -34,6 +35,7 @@ from satellites_repo.observe.tracing import (
 
 __all__ = [
     "AVAILABLE",
+    "STAMP_KEY",
     "TARGET",
     "OutboxStamp",
     "SpanLike",

@@ -143,7 +143,28 @@ class OutboxStore:
                 ),
                 {"seqs": created},
             )
-        return folded
+        return await self._stamp_captured(session, folded)
+
+    async def _stamp_captured(
+        self, session: AsyncSession, records: list[OutboxRecord]
+    ) -> list[OutboxRecord]:
+        """With OpenTelemetry, the trigger-written rows get the commit's stamp too (one
+        UPDATE), so a relay that delivers them later links to this commit."""
+        stamp = observe.outbox_stamp()
+        if stamp is None or not records:
+            return records
+        await session.execute(
+            text(
+                f"UPDATE {outbox_table.name} SET payload = payload || jsonb_build_object("
+                "CAST(:key AS text), CAST(:stamp AS jsonb)) WHERE seq = ANY(:seqs)"
+            ),
+            {
+                "key": observe.STAMP_KEY,
+                "stamp": json_bytes(stamp.to_json()).decode(),
+                "seqs": [record.seq for record in records],
+            },
+        )
+        return [dataclasses.replace(record, stamp=stamp) for record in records]
 
     async def captured_tables(self, tables: Sequence[str]) -> set[str]:
         """Which of ``tables`` carry every capture trigger."""

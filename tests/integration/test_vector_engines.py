@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from satellites_repo import DataLayer, DataLayerConfig, Repository
+from satellites_repo import AnyOf, DataLayer, DataLayerConfig, Repository
 from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.backends.faiss import FaissBackend
 from satellites_repo.bootstrap import BackendReaders
@@ -103,7 +103,7 @@ async def test_similar_filters_by_tenant_and_excludes_the_entity_itself(
         like_near = await repo.similar(near, k=5)
         assert near.id not in [hit.entity.id for hit in like_near]
         assert like_near[0].entity.id == other.id
-        any_of = await repo.similar(V1, k=5, filters={"tenant_id": ["globex", "nobody"]})
+        any_of = await repo.similar(V1, k=5, filters={"tenant_id": AnyOf("globex", "nobody")})
         assert [hit.entity.title for hit in any_of] == ["other"]
 
 
