@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["BackgroundTasks", "Backoff", "FailureLog"]
+__all__ = ["BackgroundTasks", "Backoff", "FailureLog", "wait_until"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,3 +121,18 @@ def _report_crash(task: asyncio.Task[None]) -> None:
     error = task.exception()
     if error is not None:
         logger.error("background task %s stopped", task.get_name(), exc_info=error)
+
+
+async def wait_until(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for ``event`` at most ``seconds``; whether it was set.
+
+    ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 ``wait_for`` can swallow
+    a cancellation that races the event being set, and a background loop built on it then
+    never stops (``DataLayer.stop()`` hangs awaiting it).
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -10,7 +10,6 @@ reading: the outbox is one table, whichever layer read it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from satellites_repo.observe import _otel
 from satellites_repo.observe.metrics import TARGET
-from satellites_repo.retry import FailureLog
+from satellites_repo.retry import FailureLog, wait_until
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Observation
@@ -96,5 +95,4 @@ async def watch_backlog(
             failures.succeeded()
         except Exception as exc:
             failures.failed(exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await wait_until(stop, interval)

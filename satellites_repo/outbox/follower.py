@@ -8,14 +8,13 @@ short poll), and rebuilds from Postgres when it has no usable position.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from satellites_repo.errors import ProjectionError
 from satellites_repo.outbox.table import OUTBOX_CHANNEL
-from satellites_repo.retry import FailureLog
+from satellites_repo.retry import FailureLog, wait_until
 
 if TYPE_CHECKING:
     import asyncpg
@@ -176,8 +175,7 @@ class Follower:
         await listener.add_listener(OUTBOX_CHANNEL, wake)
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), timeout=self._poll_interval)
+                await wait_until(woken, self._poll_interval)
                 woken.clear()
                 try:
                     await self.follow_once()

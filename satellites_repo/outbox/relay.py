@@ -13,14 +13,13 @@ publishing them to an empty in-process bus would mark them delivered to no one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from satellites_repo import observe
 from satellites_repo.outbox.delivery import deliver
-from satellites_repo.retry import FailureLog
+from satellites_repo.retry import FailureLog, wait_until
 
 if TYPE_CHECKING:
     from satellites_repo.config import OutboxConfig
@@ -111,5 +110,4 @@ class Relay:
                 if self.failures.streak
                 else self._config.relay_interval
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=pause)
+            await wait_until(stop, pause)

@@ -12,12 +12,11 @@ every ``poll_interval``, so commits of other processes arrive within one interva
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from satellites_repo.retry import FailureLog
+from satellites_repo.retry import FailureLog, wait_until
 
 if TYPE_CHECKING:
     from satellites_repo.config import EventsConfig
@@ -86,8 +85,7 @@ class DurableWorker:
                 if self.failures.streak
                 else self._config.poll_interval
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), timeout=pause)
+            await wait_until(self._woken, pause)
             self._woken.clear()
 
     async def _handle(self, delivery: Claimed) -> str | None:
