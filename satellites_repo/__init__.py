@@ -24,6 +24,7 @@ from satellites_repo.errors import (
     RepositoryError,
     SatellitesError,
     StartupError,
+    TenantError,
     UnavailableError,
     VectorIndexError,
 )
@@ -31,6 +32,7 @@ from satellites_repo.events import DataEvent, EventBus, EventHandler, InProcessE
 from satellites_repo.facade import DataLayer
 from satellites_repo.health import BackendHealth, Health
 from satellites_repo.model import (
+    ALL_TENANTS,
     AnyOf,
     CachePolicy,
     Change,
@@ -48,10 +50,11 @@ from satellites_repo.model import (
     VectorField,
     VectorHit,
 )
-from satellites_repo.orm import Base, Repository, SoftDelete, UnitOfWork, Versioned
+from satellites_repo.orm import Base, Repository, SoftDelete, TenantScoped, UnitOfWork, Versioned
 from satellites_repo.vectors import VectorIndex, VectorMatch, VectorRecord
 
 __all__ = [
+    "ALL_TENANTS",
     "AnyOf",
     "BackendHealth",
     "Base",
@@ -90,6 +93,8 @@ __all__ = [
     "SoftDelete",
     "StartupError",
     "Suggestion",
+    "TenantError",
+    "TenantScoped",
     "Text",
     "UnavailableError",
     "UnitOfWork",

@@ -19,6 +19,11 @@ from satellites_repo.migrate.commands import (
 )
 from satellites_repo.migrate.env import MIGRATION_LOCK, VERSION_TABLE, render_item, run_alembic_env
 from satellites_repo.migrate.schema import create_tables
+from satellites_repo.migrate.tenancy import (
+    disable_tenant_policy,
+    enable_tenant_policies,
+    enable_tenant_policy,
+)
 
 __all__ = [
     "LIBRARY_BRANCH",
@@ -28,6 +33,9 @@ __all__ = [
     "VERSION_TABLE",
     "alembic_config",
     "create_tables",
+    "disable_tenant_policy",
+    "enable_tenant_policies",
+    "enable_tenant_policy",
     "new_revision",
     "render_item",
     "run_alembic_env",

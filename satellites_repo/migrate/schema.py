@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from satellites_repo.config import DataLayerConfig
 from satellites_repo.errors import ConfigurationError
+from satellites_repo.migrate.tenancy import enable_tenant_policies
 from satellites_repo.orm.base import Base
 from satellites_repo.postgres import open_engine
 
@@ -49,11 +50,13 @@ async def create_tables(config: DataLayerConfig, metadata: MetaData | None = Non
 
     For tests, demos and quick starts, before ``DataLayer.start()`` (which needs the
     library's outbox table). Production schemas belong to migrations (``satellites db``).
+    Tenant-scoped tables get their row-level security policy (``enable_tenant_policy``).
     """
     engine = await open_engine(config.postgres.replace(min_connections=0, max_connections=1))
     try:
         async with engine.begin() as connection:
             await connection.run_sync(create_missing_schema, config.postgres.schema_name)
             await connection.run_sync((metadata or Base.metadata).create_all)
+            await connection.run_sync(enable_tenant_policies, metadata or Base.metadata)
     finally:
         await engine.dispose()

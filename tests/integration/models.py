@@ -21,6 +21,7 @@ from satellites_repo import (
     Repository,
     SearchIndex,
     SoftDelete,
+    TenantScoped,
     Text,
     Vector,
     VectorField,
@@ -163,3 +164,30 @@ class Measure(IntegrationModel, Versioned):
 class Measures(Repository[Measure]):
     cache = CachePolicy(ttl=300)
     search = SearchIndex("measures", fields={"ratio": "double", "at": "date"})
+
+
+class TenantModel(DeclarativeBase):
+    """The tenancy tests' base: a helpdesk shared by tenants, with the library's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+for _table in (outbox_table, meta_table):
+    _table.to_metadata(TenantModel.metadata)
+
+
+class Case(TenantModel, Versioned, TenantScoped):
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    subject: Mapped[str]
+    status: Mapped[str] = mapped_column(default="open")
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(DIMENSION), nullable=True)
+
+
+class Cases(Repository[Case]):
+    cache = CachePolicy(ttl=300)
+    search = SearchIndex(
+        "cases", fields={"subject": Text(prefixes=True), "status": "keyword"}
+    )  # tenant_id is added as a keyword: every query of a tenant-scoped index filters on it
+    vectors = VectorField("embedding", namespace="cases", metadata=("tenant_id",))
