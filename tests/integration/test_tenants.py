@@ -4,7 +4,9 @@ every read path from each returns only its own rows, and every escape fails or f
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -22,6 +24,7 @@ from satellites_repo import (
 )
 from satellites_repo.migrate import create_tables
 from satellites_repo.postgres import open_postgres_pool
+from tests.integration.conftest import subprocess_environment
 from tests.integration.models import Case, Cases, TenantModel
 
 TENANTS = ("acme", "globex")
@@ -230,3 +233,71 @@ async def test_row_level_security_blocks_raw_sql_across_tenants(
         subjects = {c.subject for c in await uow.repository(Cases).list()}
         assert "defaced" not in subjects
     print(json.dumps({"rls": "cross-tenant UPDATE matched 0 rows"}))
+
+
+async def satellites(config: DataLayerConfig, *arguments: str) -> tuple[int, str, str]:
+    """Run the CLI in a child process on this test's schema, prefixes and repositories."""
+    environment = subprocess_environment(
+        config,
+        SATELLITES_FAISS__INDEX_PATH=f"{config.faiss.index_path}-cli",
+        SATELLITES_REPOSITORIES="tests.integration.models:Cases",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "satellites_repo.cli",
+        *arguments,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(180):
+        output, errors = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode(), errors.decode()
+
+
+async def projected_keys(layer: DataLayer) -> dict[str, set[str]]:
+    """What each projection holds, read from the servers themselves (every tenant)."""
+    every = keys_of("acme") + keys_of("globex")
+    prefix = f"{layer.config.redis.key_prefix}cases:"
+    values = await layer.redis.mget([prefix + key for key in every])
+    cached = {key for key, value in zip(every, values, strict=True) if value and b":{" in value}
+    alias = f"{layer.config.elasticsearch.index_prefix}cases"
+    await layer.elasticsearch.indices.refresh(index=alias)
+    response = await layer.elasticsearch.search(index=alias, size=100, source=False)
+    indexed = {hit["_id"] for hit in response["hits"]["hits"]}
+    vectors = {key for key in every if await layer.vectors.get("cases", key) is not None}
+    rows = {row["id"] for row in await layer.postgres.fetch("SELECT id FROM cases")}
+    return {"postgres": rows, "redis": cached, "elasticsearch": indexed, "faiss": vectors}
+
+
+async def test_export_streams_one_tenant_and_purge_removes_it_everywhere(
+    desk: DataLayer, config: DataLayerConfig
+) -> None:
+    async with desk.unit_of_work(tenant=ALL_TENANTS) as uow:  # every row cached
+        assert len(await uow.repository(Cases).get_many(keys_of("acme") + keys_of("globex"))) == 6
+    before = await projected_keys(desk)
+    assert all(keys == set(keys_of("acme") + keys_of("globex")) for keys in before.values())
+
+    code, output, errors = await satellites(config, "tenant", "export", "acme")
+    assert code == 0, errors
+    exported = [json.loads(line) for line in output.splitlines()]
+    assert {line["row"]["id"] for line in exported} == set(keys_of("acme"))
+    assert {line["row"]["tenant_id"] for line in exported} == {"acme"}
+    assert {line["repository"] for line in exported} == {"Cases"}
+
+    deleted = await desk.operations.purge_tenant("acme", batch=2)  # two batches: resumable steps
+    assert deleted == {"Cases": 3}
+    await desk.operations.settled()
+    await desk.operations.follow()
+    after = await projected_keys(desk)
+    assert after == {name: set(keys_of("globex")) for name in after}, after
+    async with desk.unit_of_work(tenant="globex") as uow:
+        found = await uow.repository(Cases).search("printer")
+        assert {hit.entity.id for hit in found.hits} == set(keys_of("globex")[:2])
+
+    code, output, errors = await satellites(config, "tenant", "purge", "acme")
+    assert code == 0, errors  # again: nothing left, nothing else touched
+    assert "deleted 0 row(s)" in output
+    assert (await projected_keys(desk))["postgres"] == set(keys_of("globex"))
