@@ -4,9 +4,7 @@ every read path from each returns only its own rows, and every escape fails or f
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -24,7 +22,7 @@ from satellites_repo import (
 )
 from satellites_repo.migrate import create_tables
 from satellites_repo.postgres import open_postgres_pool
-from tests.integration.conftest import subprocess_environment
+from tests.integration.conftest import run_cli
 from tests.integration.models import Case, Cases, TenantModel
 
 TENANTS = ("acme", "globex")
@@ -236,25 +234,7 @@ async def test_row_level_security_blocks_raw_sql_across_tenants(
 
 
 async def satellites(config: DataLayerConfig, *arguments: str) -> tuple[int, str, str]:
-    """Run the CLI in a child process on this test's schema, prefixes and repositories."""
-    environment = subprocess_environment(
-        config,
-        SATELLITES_FAISS__INDEX_PATH=f"{config.faiss.index_path}-cli",
-        SATELLITES_REPOSITORIES="tests.integration.models:Cases",
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "satellites_repo.cli",
-        *arguments,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(180):
-        output, errors = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, output.decode(), errors.decode()
+    return await run_cli(config, "tests.integration.models:Cases", *arguments)
 
 
 async def projected_keys(layer: DataLayer) -> dict[str, set[str]]:

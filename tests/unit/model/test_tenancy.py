@@ -41,7 +41,7 @@ class Other(TenancyModel):
 
 @pytest.mark.parametrize("bad", ["", "  ", "*", 3, ["acme"]])
 def test_a_tenant_is_a_name(bad: object) -> None:
-    with pytest.raises(ValueError, match="tenant|reserved"):
+    with pytest.raises(ValueError, match=r"tenant|reserved"):
         checked_tenant(bad)
 
 
