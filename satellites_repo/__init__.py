@@ -25,6 +25,7 @@ from satellites_repo.errors import (
     RepositoryError,
     SatellitesError,
     StartupError,
+    TenantError,
     UnavailableError,
     VectorIndexError,
 )
@@ -38,6 +39,7 @@ from satellites_repo.events import (
 from satellites_repo.facade import DataLayer
 from satellites_repo.health import BackendHealth, Health
 from satellites_repo.model import (
+    ALL_TENANTS,
     AnyOf,
     CachePolicy,
     Change,
@@ -55,11 +57,12 @@ from satellites_repo.model import (
     VectorField,
     VectorHit,
 )
-from satellites_repo.orm import Base, Repository, SoftDelete, UnitOfWork, Versioned
+from satellites_repo.orm import Base, Repository, SoftDelete, TenantScoped, UnitOfWork, Versioned
 from satellites_repo.subscriptions.rabbitmq import RabbitMQEventBus
 from satellites_repo.vectors import VectorIndex, VectorMatch, VectorRecord
 
 __all__ = [
+    "ALL_TENANTS",
     "AnyOf",
     "BackendHealth",
     "Base",
@@ -101,6 +104,8 @@ __all__ = [
     "SoftDelete",
     "StartupError",
     "Suggestion",
+    "TenantError",
+    "TenantScoped",
     "Text",
     "UnavailableError",
     "UnitOfWork",

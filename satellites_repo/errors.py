@@ -9,7 +9,8 @@ Catch ``SatellitesError`` to handle anything the library raises on purpose::
     ├── RepositoryError           a repository call that cannot be carried out
     │   ├── NotFoundError         no row for the entity and key asked for
     │   ├── ConcurrencyError      a versioned update lost the race to another writer
-    │   └── ConflictError         Postgres refused a write: a constraint (names table, constraint)
+    │   ├── ConflictError         Postgres refused a write: a constraint (names table, constraint)
+    │   └── TenantError           a tenant-scoped call without a tenant, or across tenants
     ├── UnavailableError          a backend did not answer (names the backend)
     ├── ProjectionError           Redis, Elasticsearch or FAISS refused a projected change
     └── VectorIndexError          a FAISS snapshot on disk is corrupt or does not match
@@ -36,6 +37,7 @@ __all__ = [
     "RepositoryError",
     "SatellitesError",
     "StartupError",
+    "TenantError",
     "UnavailableError",
     "VectorIndexError",
 ]
@@ -71,6 +73,10 @@ class LifecycleError(SatellitesError, RuntimeError):
 
 class RepositoryError(SatellitesError):
     """A repository operation could not be carried out."""
+
+
+class TenantError(RepositoryError):
+    """A tenant-scoped repository used without a tenant, or given another tenant's entity."""
 
 
 class NotFoundError(RepositoryError):

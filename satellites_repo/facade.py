@@ -24,7 +24,7 @@ from satellites_repo.config import DataLayerConfig, redact
 from satellites_repo.errors import ConfigurationError, LifecycleError, StartupError
 from satellites_repo.events import CheckedBus, EventBus
 from satellites_repo.health import BackendHealth, Health, probe
-from satellites_repo.model import Registry
+from satellites_repo.model import Registry, Tenant
 from satellites_repo.ops import Operations
 from satellites_repo.orm.unit_of_work import UnitOfWork
 from satellites_repo.outbox.capture import GRACE_SETTING
@@ -123,9 +123,13 @@ class DataLayer:
         """Reindex, verify and repair, the outbox and its relay: the running system's controls."""
         return Operations(self._require(self._runtime, "operations"))
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A new unit of work; enter it with ``async with``."""
-        return UnitOfWork(self._require(self._runtime, "unit_of_work()").unit_of_work)
+    def unit_of_work(self, *, tenant: Tenant | None = None) -> UnitOfWork:
+        """A new unit of work; enter it with ``async with``.
+
+        ``tenant`` confines ``TenantScoped`` repositories to one tenant's rows (and raw SQL
+        on its session, through row-level security); ``ALL_TENANTS`` for unscoped admin work.
+        """
+        return UnitOfWork(self._require(self._runtime, "unit_of_work()").unit_of_work, tenant)
 
     async def start(self) -> None:
         if self._state is _State.STARTED:

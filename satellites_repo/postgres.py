@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from satellites_repo.config import PostgresConfig
 from satellites_repo.health import proven
-from satellites_repo.model import json_bytes
+from satellites_repo.model import BYPASS, TENANT_SETTING, json_bytes
 
 __all__ = [
     "check_postgres",
@@ -34,7 +34,11 @@ APPLICATION_NAME = "satellites"
 def _server_settings(
     config: PostgresConfig, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    settings = {"application_name": APPLICATION_NAME, **(extra or {})}
+    """Every library connection starts unscoped (``satellites.tenant = '*'``): the relay,
+    reindex, verify and rehydration see every tenant's rows through the row-level security
+    policies; a unit of work opened for a tenant narrows its own transactions with SET LOCAL.
+    """
+    settings = {"application_name": APPLICATION_NAME, TENANT_SETTING: BYPASS, **(extra or {})}
     if config.schema_name:
         settings["search_path"] = config.schema_name
     return settings

@@ -20,6 +20,7 @@ from satellites_repo.cli.events import events_app
 from satellites_repo.cli.init import init
 from satellites_repo.cli.observe import metrics_command, top_command
 from satellites_repo.cli.ops import outbox_app, reindex_command, verify_command
+from satellites_repo.cli.tenant import tenant_app
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import probe_backends
 
@@ -78,6 +79,7 @@ app.command()(demo)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(events_app, name="events")
+app.add_typer(tenant_app, name="tenant")
 app.command("reindex")(reindex_command)
 app.command("verify")(verify_command)
 app.command("top")(top_command)

@@ -26,7 +26,7 @@ from satellites_repo.model import EntitySpec
 from satellites_repo.ops import Drift, Operations
 from satellites_repo.orm.repository import Repository
 
-__all__ = ["outbox_app", "reindex_command", "verify_command"]
+__all__ = ["RepositoriesOption", "outbox_app", "reindex_command", "verify_command", "with_layer"]
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ def import_repositories(reference: str) -> list[type[Repository[Any]]]:
     return found
 
 
-def _with_layer(
+def with_layer(
     repositories: str,
     work: Callable[[Operations], Awaitable[T]],
     *,
@@ -116,7 +116,7 @@ def status(repositories: RepositoriesOption) -> None:
             table.add_row(f"owed to {target}", str(count))
         console.print(table)
 
-    _with_layer(repositories, read)
+    with_layer(repositories, read)
 
 
 @outbox_app.command()
@@ -131,7 +131,7 @@ def retry(
         due = await operations.outbox.retry_now()
         console.print(f"{due} row(s) due now ({revived} revived from the dead letters)")
 
-    _with_layer(repositories, revive)
+    with_layer(repositories, revive)
 
 
 _AGE = re.compile(r"^(\d+)([smhd])$")
@@ -159,7 +159,7 @@ def purge(
     async def delete(operations: Operations) -> None:
         console.print(f"purged {await operations.outbox.purge(age)} settled row(s)")
 
-    _with_layer(repositories, delete)
+    with_layer(repositories, delete)
 
 
 @outbox_app.command()
@@ -177,7 +177,7 @@ def relay(
         await asyncio.Event().wait()
 
     try:
-        _with_layer(repositories, deliver, relay=not once)
+        with_layer(repositories, deliver, relay=not once)
     except KeyboardInterrupt:
         console.print("relay stopped")
 
@@ -201,7 +201,7 @@ def reindex_command(
             operations.backend(target)  # an unknown name is an error, not a silent no-op
 
     # Followers catch up first: a local backend's snapshot records one position for all.
-    _with_layer(repositories, rebuild, follow=True)
+    with_layer(repositories, rebuild, follow=True)
 
 
 async def _with_progress(operations: Operations, spec: EntitySpec, target: str, total: int) -> None:
@@ -245,7 +245,7 @@ def verify_command(
                 clean = False
         return clean
 
-    if not _with_layer(repositories, compare, follow=True):
+    if not with_layer(repositories, compare, follow=True):
         raise typer.Exit(1)
 
 

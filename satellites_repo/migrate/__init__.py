@@ -20,6 +20,11 @@ from satellites_repo.migrate.commands import (
 )
 from satellites_repo.migrate.env import MIGRATION_LOCK, VERSION_TABLE, render_item, run_alembic_env
 from satellites_repo.migrate.schema import create_tables
+from satellites_repo.migrate.tenancy import (
+    disable_tenant_policy,
+    enable_tenant_policies,
+    enable_tenant_policy,
+)
 
 __all__ = [
     "LIBRARY_BRANCH",
@@ -30,6 +35,9 @@ __all__ = [
     "alembic_config",
     "capture_ddl",
     "create_tables",
+    "disable_tenant_policy",
+    "enable_tenant_policies",
+    "enable_tenant_policy",
     "install_capture",
     "new_revision",
     "remove_capture",

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from satellites_repo.config import DataLayerConfig
 from satellites_repo.errors import ConfigurationError
 from satellites_repo.migrate.capture import capture_ddl
+from satellites_repo.migrate.tenancy import enable_tenant_policies
 from satellites_repo.orm.base import Base
 from satellites_repo.postgres import open_engine
 
@@ -48,10 +49,11 @@ def create_missing_schema(connection: Connection, schema: str | None) -> None:
 async def create_tables(config: DataLayerConfig, metadata: MetaData | None = None) -> None:
     """Create every table of ``metadata`` (default ``Base.metadata``) that does not exist.
 
-    Installs the change capture on every ``Versioned`` table too (``capture_ddl``). For
-    tests, demos and quick starts, before ``DataLayer.start()`` (which needs the library's
-    outbox table and the capture). Production schemas belong to migrations (``satellites
-    db``), whose revisions call ``install_capture``.
+    Installs the change capture on every ``Versioned`` table too (``capture_ddl``), and
+    the row-level security policy of every tenant-scoped one (``enable_tenant_policy``).
+    For tests, demos and quick starts, before ``DataLayer.start()`` (which needs the
+    library's outbox table and the capture). Production schemas belong to migrations
+    (``satellites db``), whose revisions call ``install_capture``.
     """
     target = metadata or Base.metadata
     engine = await open_engine(config.postgres.replace(min_connections=0, max_connections=1))
@@ -61,5 +63,6 @@ async def create_tables(config: DataLayerConfig, metadata: MetaData | None = Non
             await connection.run_sync(target.create_all)
             for statement in capture_ddl(target):
                 await connection.execute(text(statement))
+            await connection.run_sync(enable_tenant_policies, target)
     finally:
         await engine.dispose()

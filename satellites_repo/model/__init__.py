@@ -38,10 +38,25 @@ from satellites_repo.model.results import (
     VectorQuery,
 )
 from satellites_repo.model.spec import EntitySpec, Registry
+from satellites_repo.model.tenancy import (
+    ALL_TENANTS,
+    BYPASS,
+    TENANT_COLUMN,
+    TENANT_SETTING,
+    AllTenants,
+    Tenant,
+    TenantScope,
+    checked_tenant,
+)
 from satellites_repo.model.vector import Vector, as_float32_vector
 
 __all__ = [
+    "ALL_TENANTS",
+    "BYPASS",
     "KEY_FIELD",
+    "TENANT_COLUMN",
+    "TENANT_SETTING",
+    "AllTenants",
     "AnyOf",
     "CachePolicy",
     "Change",
@@ -68,6 +83,8 @@ __all__ = [
     "SuggestOptions",
     "SuggestQuery",
     "Suggestion",
+    "Tenant",
+    "TenantScope",
     "Text",
     "TextQuery",
     "TextSearch",
@@ -77,6 +94,7 @@ __all__ = [
     "VectorHit",
     "VectorQuery",
     "as_float32_vector",
+    "checked_tenant",
     "json_bytes",
     "json_safe",
 ]

@@ -16,6 +16,7 @@ from satellites_repo.model.change import Change, Operation
 from satellites_repo.model.codec import RowCodec, unencodable_columns
 from satellites_repo.model.fields import Row
 from satellites_repo.model.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
+from satellites_repo.model.tenancy import TENANT_COLUMN
 from satellites_repo.model.vector import Vector
 
 __all__ = ["EntitySpec", "Registry"]
@@ -36,6 +37,8 @@ class EntitySpec:
     """Vector columns: kept out of outbox payloads and events (see ``Change.hidden``)."""
     soft_delete: str | None = None
     """The ``SoftDelete`` column (``deleted_at``), if the model has one."""
+    tenant_scoped: bool = False
+    """``TenantScoped``: every read is confined to the unit of work's tenant."""
 
     def row(self, payload: Mapping[str, Any]) -> Row:
         """A change's payload as the row ``Computed`` and ``index_when`` functions receive."""
@@ -81,6 +84,11 @@ class Registry:
         for repository in repositories:
             self._add(_spec_of(repository))
         self.vector_dimension = _agreed_dimension(self.specs, dimension)
+
+    @property
+    def tenant_scoped(self) -> bool:
+        """Whether any registered model is ``TenantScoped``."""
+        return any(spec.tenant_scoped for spec in self._by_repository.values())
 
     @property
     def specs(self) -> list[EntitySpec]:
@@ -163,11 +171,23 @@ def _spec_of(repository: type[Any]) -> EntitySpec:
         # Soft-deleted rows stay in the index, filtered out at query time, so that
         # ``include_deleted=True`` can still find them.
         search = dataclasses.replace(search, fields={**search.fields, soft_delete: "date"})
+    tenant_scoped = bool(getattr(model, "tenant_scoped", False))
+    if search is not None and tenant_scoped and TENANT_COLUMN not in search.fields:
+        # Every query of a tenant-scoped index carries the tenant filter: index the column.
+        search = dataclasses.replace(search, fields={**search.fields, TENANT_COLUMN: "keyword"})
     hidden = frozenset(
         attr.key for attr in mapper.column_attrs if isinstance(attr.columns[0].type, Vector)
     )
     spec = EntitySpec(
-        repository, model, codec, repository.cache, search, repository.vectors, hidden, soft_delete
+        repository,
+        model,
+        codec,
+        repository.cache,
+        search,
+        repository.vectors,
+        hidden,
+        soft_delete,
+        tenant_scoped,
     )
     if spec.projected and mapper.version_id_col is None:
         raise ConfigurationError(
@@ -213,3 +233,8 @@ def _check_columns(spec: EntitySpec) -> None:
     unknown = sorted(set(field.metadata) - columns)
     if unknown:
         raise ConfigurationError(f"{name}: VectorField metadata names unknown columns {unknown}")
+    if spec.tenant_scoped and TENANT_COLUMN not in field.metadata:
+        raise ConfigurationError(
+            f"{name}: {spec.model.__name__} is TenantScoped, so its VectorField must carry the "
+            f"tenant: add {TENANT_COLUMN!r} to metadata=(...) (every similar() filters on it)"
+        )

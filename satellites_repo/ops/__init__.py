@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from satellites_repo import observe
+from satellites_repo.model import checked_tenant
 from satellites_repo.ops.reindex import ReindexReport, count_rows, rebuild
+from satellites_repo.ops.tenants import PURGE_BATCH, export_tenant, purge_tenant
 from satellites_repo.ops.verify import Drift, repair, verify
 
 if TYPE_CHECKING:
@@ -120,6 +122,16 @@ class Operations:
     async def repair(self, repository: type[Any] | str, drifts: Sequence[Drift]) -> int:
         return await repair(self._runtime, self.spec(repository), drifts)
 
+    async def purge_tenant(self, tenant: str, *, batch: int = PURGE_BATCH) -> dict[str, int]:
+        """Delete one tenant's rows of every tenant-scoped repository, and (through the
+        outbox) every projection of them; resumable. Rows deleted per repository."""
+        checked = _one_tenant(tenant)
+        return await purge_tenant(self._runtime.unit_of_work, self.specs, checked, batch=batch)
+
+    def export_tenant(self, tenant: str) -> AsyncIterator[bytes]:
+        """One tenant's rows of every tenant-scoped repository, as JSON lines."""
+        return export_tenant(self._runtime.unit_of_work, self.specs, _one_tenant(tenant))
+
     def _chosen(self, spec: EntitySpec, targets: Sequence[str] | None) -> list[Backend]:
         covering = [backend for backend in self._runtime.backends if backend.covers(spec)]
         if targets is None:
@@ -129,3 +141,10 @@ class Operations:
             if backend not in covering:
                 raise ValueError(f"{spec.name} is not projected into {backend.name}")
         return chosen
+
+
+def _one_tenant(tenant: str) -> str:
+    checked = checked_tenant(tenant)
+    if not isinstance(checked, str):
+        raise ValueError(f"a tenant's lifecycle needs one tenant's name, got {tenant!r}")
+    return checked

@@ -6,7 +6,7 @@ It reads through the protocols of ``satellites_repo.types`` and commits through
 
 from __future__ import annotations
 
-from satellites_repo.orm.base import Base, SoftDelete, Versioned
+from satellites_repo.orm.base import Base, SoftDelete, TenantScoped, Versioned
 from satellites_repo.orm.repository import Repository
 from satellites_repo.orm.search import BoundSearch
 from satellites_repo.orm.unit_of_work import UnitOfWork, UnitOfWorkContext
@@ -16,6 +16,7 @@ __all__ = [
     "BoundSearch",
     "Repository",
     "SoftDelete",
+    "TenantScoped",
     "UnitOfWork",
     "UnitOfWorkContext",
     "Versioned",

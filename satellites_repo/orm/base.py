@@ -9,10 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, FetchedValue, MetaData
+from sqlalchemy import BigInteger, DateTime, FetchedValue, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-__all__ = ["CAPTURED", "NAMING_CONVENTION", "Base", "SoftDelete", "Versioned"]
+__all__ = [
+    "CAPTURED",
+    "NAMING_CONVENTION",
+    "TENANT_INFO",
+    "Base",
+    "SoftDelete",
+    "TenantScoped",
+    "Versioned",
+]
 
 CAPTURED = "satellites.captured"
 """``Column.info`` flag on ``Versioned.version``: the table gets the capture triggers."""
@@ -70,4 +78,23 @@ class SoftDelete:
     soft_delete_column: ClassVar[str] = "deleted_at"
     deleted_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True, default=None
+    )
+
+
+TENANT_INFO = "satellites.tenant"
+"""The ``Column.info`` flag of a ``TenantScoped`` column: migrations put a policy on its table."""
+
+
+class TenantScoped:
+    """A ``tenant_id`` column (indexed, NOT NULL): the model's rows belong to one tenant each.
+
+    Its repository then needs a unit of work opened for a tenant
+    (``data.unit_of_work(tenant="acme")``, or ``tenant=ALL_TENANTS``), which confines every
+    read and stamps every write; ``create_tables`` and ``satellites_repo.migrate
+    .enable_tenant_policies`` add the Postgres row-level security policy behind it.
+    """
+
+    tenant_scoped: ClassVar[bool] = True
+    tenant_id: Mapped[str] = mapped_column(
+        String, nullable=False, index=True, info={TENANT_INFO: True}
     )

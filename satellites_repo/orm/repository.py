@@ -6,6 +6,11 @@ declares a ``CachePolicy``), then Postgres; rows read from Postgres are cached a
 guarded by their version. Entities that come from the cache are attached to the session,
 so they can be changed and committed like any loaded entity.
 
+On a ``TenantScoped`` model every read is confined to the unit of work's tenant: a
+where-clause on Postgres, the tenant filter on every Elasticsearch and FAISS query, and a
+check of each entity found in the identity map or the cache (another tenant's row is
+``None``, as if it did not exist). Writes are stamped with the tenant.
+
 Every public method runs inside ``translated``: driver errors leave as library errors. A
 cache that fails or is slow is no error: the read falls back to Postgres (the cache
 backend logs it).
@@ -28,6 +33,7 @@ from typing_extensions import Unpack
 from satellites_repo import observe
 from satellites_repo.errors import NotFoundError, UnavailableError
 from satellites_repo.model import (
+    TENANT_COLUMN,
     CachePolicy,
     HybridHit,
     Page,
@@ -80,6 +86,7 @@ class Repository(Generic[T]):
     def __init__(self, uow: UnitOfWork, spec: EntitySpec) -> None:
         self._uow = uow
         self._spec = spec
+        self._scope = uow.scope(spec)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._spec.model.__name__}>"
@@ -101,6 +108,15 @@ class Repository(Generic[T]):
     def unit_of_work(self) -> UnitOfWork:
         return self._uow
 
+    @property
+    def tenant(self) -> str | None:
+        """The one tenant this repository's reads are confined to (``None``: not confined)."""
+        return None if self._scope is None else self._scope.tenant
+
+    def scoped_filters(self, filters: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """``filters`` with the tenant, for a projection query (refuses another tenant's)."""
+        return filters if self._scope is None else self._scope.filters(filters)
+
     def bind_search(self, index: SearchIndex) -> TextSearch[T]:
         """``self.search``: the declared ``SearchIndex`` bound to this repository."""
         return BoundSearch(self, index)
@@ -111,6 +127,7 @@ class Repository(Generic[T]):
     async def add(self, entity: T) -> T:
         """Stage ``entity`` for INSERT at the next flush or commit; returns it."""
         self._check(entity)
+        self._stamp(entity)
         self.session.add(entity)
         return entity
 
@@ -120,6 +137,7 @@ class Repository(Generic[T]):
         staged = list(entities)
         for entity in staged:
             self._check(entity)
+            self._stamp(entity)
         self.session.add_all(staged)
         return staged
 
@@ -167,12 +185,23 @@ class Repository(Generic[T]):
             )
         return column
 
+    def _stamp(self, entity: object) -> None:
+        if self._scope is not None:
+            self._scope.stamp(entity)
+
     def _live(self, include_deleted: bool) -> list[ColumnElement[bool]]:
-        """The where-clause that leaves soft-deleted rows out (none when asked for them)."""
+        """The where-clauses of every query: the tenant, and soft-deleted rows left out
+        (unless asked for them)."""
+        clauses = self._tenant_clause()
         column = self._spec.soft_delete
         if column is None or include_deleted:
+            return clauses
+        return [*clauses, getattr(self._spec.model, column).is_(None)]
+
+    def _tenant_clause(self) -> list[ColumnElement[bool]]:
+        if self._scope is None or self._scope.tenant is None:
             return []
-        return [getattr(self._spec.model, column).is_(None)]
+        return [getattr(self._spec.model, TENANT_COLUMN) == self._scope.tenant]
 
     # -- reads by key ---------------------------------------------------------------------
 
@@ -211,7 +240,7 @@ class Repository(Generic[T]):
 
     def _from_identity_map(self, key: Any, found: dict[Any, T]) -> bool:
         entity = self.session.sync_session.identity_map.get(identity_key(self._spec.model, key))
-        if entity is None:
+        if entity is None or not self._owns(entity):
             return False
         found[key] = entity
         return True
@@ -225,24 +254,25 @@ class Repository(Generic[T]):
             bodies = await cache.cached(self._spec, cacheable)
         except UnavailableError:
             return keys
+        codec = self._spec.codec
         for key in keys:
             body = bodies.get(str(key))
-            if body is not None:
-                found[key] = self._attach(body)
+            entity = None if body is None else codec.detached(codec.loads(body))
+            if entity is not None and self._owns(entity):  # another tenant's: as if absent
+                self.session.add(entity)
+                found[key] = entity
         missed = [key for key in keys if key not in found]
         observe.cache_outcome(table, len(keys) - len(missed), len(missed))
         return missed
 
-    def _attach(self, body: bytes) -> T:
-        entity: T = self._spec.codec.detached(self._spec.codec.loads(body))
-        self.session.add(entity)
-        return entity
+    def _owns(self, entity: object) -> bool:
+        return self._scope is None or self._scope.owns(entity)
 
     async def _from_postgres(
         self, cache: CacheReader | None, keys: list[Any], found: dict[Any, T]
     ) -> None:
         codec = self._spec.codec
-        statement = select(self._spec.model).where(key_in(self._spec, keys))
+        statement = select(self._spec.model).where(key_in(self._spec, keys), *self._tenant_clause())
         read_at = time.monotonic()
         loaded = list(await self.session.scalars(statement))
         for entity in loaded:
@@ -306,6 +336,7 @@ class Repository(Generic[T]):
             descending=descending,
             limit=limit,
             cursor=cursor,
+            bound_to=self.tenant,
         )
 
     @translated
@@ -323,7 +354,11 @@ class Repository(Generic[T]):
         """
         with observe.read_span("similar", self._spec.table):
             return await similar_search(
-                self, vector_or_entity, k=k, filters=filters, include_deleted=include_deleted
+                self,
+                vector_or_entity,
+                k=k,
+                filters=self.scoped_filters(filters),
+                include_deleted=include_deleted,
             )
 
     @translated
@@ -339,7 +374,12 @@ class Repository(Generic[T]):
         """Full-text and vector results fused by reciprocal rank (k=60)."""
         with observe.read_span("hybrid", self._spec.table):
             return await hybrid_search(
-                self, text, vector, k=k, filters=filters, include_deleted=include_deleted
+                self,
+                text,
+                vector,
+                k=k,
+                filters=self.scoped_filters(filters),
+                include_deleted=include_deleted,
             )
 
     @translated

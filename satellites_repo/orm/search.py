@@ -48,6 +48,7 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+Options = TypeVar("Options", SearchOptions, SuggestOptions)
 
 RRF_K = 60
 """The reciprocal-rank-fusion constant: a document's fused score is sum(1 / (RRF_K + rank))."""
@@ -72,7 +73,7 @@ class BoundSearch(Generic[T]):
 
     async def ranking(self, query: Query, **options: Unpack[SearchOptions]) -> RankedPage:
         """The ranked keys, scores, highlights and facets, without loading any entity."""
-        request = _checked(self._repository, TextQuery(query, **options))
+        request = _checked(self._repository, TextQuery(query, **self._scoped(options)))
         return await _text_ranker(self._repository).rank(self._repository.spec, request)
 
     async def __call__(self, query: Query, **options: Unpack[SearchOptions]) -> SearchPage[T]:
@@ -85,7 +86,14 @@ class BoundSearch(Generic[T]):
         ``dropped`` counts them.
         """
         with observe.read_span("search", self._repository.spec.table):
-            return await self._search(_checked(self._repository, TextQuery(query, **options)))
+            request = TextQuery(query, **self._scoped(options))
+            return await self._search(_checked(self._repository, request))
+
+    def _scoped(self, options: Options) -> Options:
+        """``options`` with the repository's tenant in the filters (a raw query dict is
+        wrapped by them: the backend ANDs filters around the query, so it cannot widen)."""
+        filters = self._repository.scoped_filters(options.get("filters"))
+        return options if filters is None else {**options, "filters": filters}
 
     async def _search(self, request: TextQuery) -> SearchPage[T]:
         ranker, spec = _text_ranker(self._repository), self._repository.spec
@@ -121,7 +129,7 @@ class BoundSearch(Generic[T]):
         """Autocomplete: (key, text) of rows whose ``field`` has words starting as typed."""
         if not isinstance(prefix, str) or not prefix.strip():
             raise ValueError(f"suggest needs the text typed so far, got {prefix!r}")
-        request = SuggestQuery(prefix, field, **options)
+        request = SuggestQuery(prefix, field, **self._scoped(options))
         request = dataclasses.replace(request, filters=_typed(self._repository, request.filters))
         _check_count("limit", request.limit, maximum=MAX_LIMIT)
         return await _text_ranker(self._repository).suggest(self._repository.spec, request)

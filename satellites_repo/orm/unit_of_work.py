@@ -5,6 +5,12 @@
         await articles.add(article)
         await uow.commit()          # explicit; leaving the block without it rolls back
 
+A unit of work opened for a tenant (``data.unit_of_work(tenant="acme")``) confines its
+``TenantScoped`` repositories to that tenant; at the start of each transaction it sets
+``satellites.tenant`` (``SET LOCAL``) so the row-level security policies hold raw SQL on
+its session to the same tenant. Before each flush it stamps new tenant-scoped entities and
+refuses any of another tenant.
+
 What ``commit()`` does, in order:
 1. flush; the session's flush hooks have folded every change into the ChangeSet;
 2. ``hooks.before_commit`` (the outbox rows go into the same transaction);
@@ -23,19 +29,28 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
 from satellites_repo import observe
-from satellites_repo.errors import LifecycleError
-from satellites_repo.model import ChangeSet
+from satellites_repo.errors import LifecycleError, TenantError
+from satellites_repo.model import (
+    BYPASS,
+    TENANT_SETTING,
+    AllTenants,
+    ChangeSet,
+    Tenant,
+    TenantScope,
+    checked_tenant,
+)
 from satellites_repo.orm.translate import translating
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from satellites_repo.events import DataEvent
-    from satellites_repo.model import Registry
+    from satellites_repo.model import EntitySpec, Registry
     from satellites_repo.orm.repository import Repository
     from satellites_repo.types import CommitHooks, Readers
 
@@ -59,6 +74,25 @@ def _fold_flush(session: Session, flush_context: UOWTransaction) -> None:
     if uow is not None:
         uow.flushed = True
         uow.changes.record_flush(session)
+
+
+_SET_TENANT = text("SELECT set_config(:setting, :tenant, true)")
+_NO_TENANT = ""
+"""``satellites.tenant`` in a unit of work without a tenant: no tenant's rows pass the policy."""
+
+
+@event.listens_for(TrackedSession, "after_begin")
+def _set_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    uow = session.info.get(_UOW_KEY)
+    if uow is not None and uow.setting is not None:
+        connection.execute(_SET_TENANT, {"setting": TENANT_SETTING, "tenant": uow.setting})
+
+
+@event.listens_for(TrackedSession, "before_flush")
+def _check_tenants(session: Session, flush_context: UOWTransaction, instances: object) -> None:
+    uow = session.info.get(_UOW_KEY)
+    if uow is not None:
+        uow.check_tenants(session)
 
 
 @event.listens_for(TrackedSession, "after_rollback")
@@ -89,8 +123,9 @@ class UnitOfWork:
 
     entity_name = "unit of work"
 
-    def __init__(self, context: UnitOfWorkContext) -> None:
+    def __init__(self, context: UnitOfWorkContext, tenant: Tenant | None = None) -> None:
         self._context = context
+        self._tenant = checked_tenant(tenant)
         self._session: AsyncSession | None = None
         self._state = _State.NEW
         self.changes = ChangeSet(context.registry)
@@ -138,6 +173,52 @@ class UnitOfWork:
         return self._session
 
     @property
+    def tenant(self) -> Tenant | None:
+        """The tenant this unit of work serves, ``ALL_TENANTS``, or ``None`` (no tenant)."""
+        return self._tenant
+
+    @property
+    def setting(self) -> str | None:
+        """What ``satellites.tenant`` is set to for each transaction (``None``: left alone).
+
+        Left alone only when no registered model is tenant-scoped, to save the round trip.
+        """
+        if isinstance(self._tenant, AllTenants):
+            return BYPASS
+        if self._tenant is not None:
+            return self._tenant
+        return _NO_TENANT if self._context.registry.tenant_scoped else None
+
+    def scope(self, spec: EntitySpec) -> TenantScope | None:
+        """How reads of ``spec``'s model are confined here (``None``: not tenant-scoped)."""
+        if not spec.tenant_scoped:
+            return None
+        name = str(spec.model.__name__)
+        if self._tenant is None:
+            raise TenantError(
+                f"{name} is TenantScoped: open the unit of work for a tenant, "
+                "data.unit_of_work(tenant=...), or tenant=ALL_TENANTS for unscoped admin work"
+            )
+        return TenantScope(name, None if isinstance(self._tenant, AllTenants) else self._tenant)
+
+    def check_tenants(self, session: Session) -> None:
+        """Stamp new tenant-scoped entities; refuse changes to another tenant's (before flush)."""
+        registry = self._context.registry
+        for entity in (*session.new, *session.dirty, *session.deleted):
+            spec = registry.spec_for(type(entity))
+            scope = None if spec is None else self.scope(spec)
+            if scope is None:
+                continue
+            if entity in session.new:
+                scope.stamp(entity)
+            elif not scope.owns(entity):
+                raise TenantError(
+                    f"{scope.entity}: cannot change or delete tenant "
+                    f"{getattr(entity, 'tenant_id', None)!r}'s row from a unit of work of "
+                    f"tenant {scope.tenant!r}"
+                )
+
+    @property
     def readers(self) -> Readers:
         """The cache and rankers the repositories read through."""
         return self._context.readers
@@ -147,6 +228,7 @@ class UnitOfWork:
         existing = self._repositories.get(repository)
         if existing is None:
             spec = self._context.registry.spec_of_repository(repository)
+            self.scope(spec)  # refuses a tenant-scoped repository without a tenant
             existing = repository(self, spec)
             self._repositories[repository] = existing
         return existing  # type: ignore[return-value]

@@ -8,7 +8,9 @@ pytest plugin (``satellites_repo.testing``), the same fixtures users get.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -57,3 +59,28 @@ def subprocess_environment(config: DataLayerConfig, **extra: str) -> dict[str, s
         "SATELLITES_FAISS__DIMENSION": str(config.faiss.dimension),
         **extra,
     }
+
+
+async def run_cli(
+    config: DataLayerConfig, repositories: str, *arguments: str
+) -> tuple[int, str, str]:
+    """``satellites ARGUMENTS`` in a child process on this test's schema and prefixes:
+    (exit code, stdout, stderr)."""
+    environment = subprocess_environment(
+        config,
+        SATELLITES_FAISS__INDEX_PATH=f"{config.faiss.index_path}-cli",
+        SATELLITES_REPOSITORIES=repositories,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "satellites_repo.cli",
+        *arguments,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(180):
+        output, errors = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode(), errors.decode()

@@ -21,6 +21,7 @@ from satellites_repo import (
     Repository,
     SearchIndex,
     SoftDelete,
+    TenantScoped,
     Text,
     Vector,
     VectorField,
@@ -246,3 +247,30 @@ ENGINE_REPOSITORIES: list[type[Repository[Any]]] = [Articles, EsArticles, Snippe
 """Both vector engines side by side (the engine tests)."""
 
 CAPTURE_REPOSITORIES: list[type[Repository[Any]]] = [Articles, Tags, SupportTickets]
+
+
+class TenantModel(DeclarativeBase):
+    """The tenancy tests' base: a helpdesk shared by tenants, with the library's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+for _table in LIBRARY_TABLES:
+    _table.to_metadata(TenantModel.metadata)
+
+
+class Case(TenantModel, Versioned, TenantScoped):
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    subject: Mapped[str]
+    status: Mapped[str] = mapped_column(default="open")
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(DIMENSION), nullable=True)
+
+
+class Cases(Repository[Case]):
+    cache = CachePolicy(ttl=300)
+    search = SearchIndex(
+        "cases", fields={"subject": Text(prefixes=True), "status": "keyword"}
+    )  # tenant_id is added as a keyword: every query of a tenant-scoped index filters on it
+    vectors = VectorField("embedding", namespace="cases", metadata=("tenant_id",))

@@ -3,38 +3,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import Sequence
 
 import pytest
 
 from satellites_repo import DataEvent, DataLayer, DataLayerConfig
 from satellites_repo.migrate import create_tables
-from tests.integration.conftest import subprocess_environment
+from tests.integration.conftest import run_cli
 from tests.integration.models import REPOSITORIES, IntegrationModel
 from tests.integration.stores import commit_articles
 
 
 async def satellites_cli(config: DataLayerConfig, *arguments: str) -> str:
-    environment = subprocess_environment(
-        config,
-        SATELLITES_FAISS__INDEX_PATH=f"{config.faiss.index_path}-cli",
-        SATELLITES_REPOSITORIES="tests.integration.models:REPOSITORIES",
+    code, output, errors = await run_cli(
+        config, "tests.integration.models:REPOSITORIES", *arguments
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "satellites_repo.cli",
-        *arguments,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(180):
-        output, _ = await process.communicate()
-    assert process.returncode == 0, output.decode()
-    return output.decode()
+    assert code == 0, output + errors
+    return output + errors
 
 
 async def test_a_cli_relay_leaves_owed_events_to_the_applications_subscribers(

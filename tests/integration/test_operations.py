@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,7 +12,7 @@ from sqlalchemy import insert, text
 from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.migrate import create_tables
-from tests.integration.conftest import subprocess_environment
+from tests.integration.conftest import run_cli
 from tests.integration.models import REPOSITORIES, Article, Articles, IntegrationModel
 from tests.integration.stores import (
     assert_projections_equal_postgres,
@@ -186,26 +185,12 @@ async def test_the_cli_reports_outbox_status_and_verifies(
     config: DataLayerConfig, layer: DataLayer
 ) -> None:
     await commit_articles(layer, 3)
-    environment = subprocess_environment(
-        config,
-        SATELLITES_FAISS__INDEX_PATH=f"{config.faiss.index_path}-cli",
-        SATELLITES_REPOSITORIES="tests.integration.models:REPOSITORIES",
-    )
 
     async def satellites(*arguments: str) -> tuple[int, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "satellites_repo.cli",
-            *arguments,
-            env=environment,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        code, output, errors = await run_cli(
+            config, "tests.integration.models:REPOSITORIES", *arguments
         )
-        async with asyncio.timeout(180):
-            output, _ = await process.communicate()
-        assert process.returncode is not None
-        return process.returncode, output.decode()
+        return code, output + errors
 
     code, output = await satellites("outbox", "status")
     assert code == 0, output

@@ -58,5 +58,14 @@ async def test_the_search_example_runs(config: DataLayerConfig, tmp_path: Path) 
     assert "deleted True True" in text, text
 
 
+async def test_the_tenants_example_runs(config: DataLayerConfig, tmp_path: Path) -> None:
+    text = await run_block("tenants", config, tmp_path)
+    assert "guessed key None" in text, text
+    assert "search ['acme-1']" in text, text
+    assert "refused: Case: filter tenant_id='globex' names another tenant" in text, text
+    assert "no tenant: refused" in text, text
+    assert "all tenants 2" in text, text
+
+
 def test_the_migrations_recipe_is_what_init_writes() -> None:
     assert block_after("alembic-env") == render_project(["myapp.models"])["migrations/env.py"]
