@@ -102,8 +102,11 @@ async def test_unversioned_races_leave_no_dangling_entries(index: VectorIndex) -
     for key in live:
         record = await index.get("ns", key)
         assert record is not None
-        hits = await index.query("ns", record.vector, top_k=1)
-        assert hits[0].id == key
+        # Two keys may hold the same row (a single upsert and a batch wrote it to both),
+        # so the key must be among the best hits, not necessarily the first.
+        hits = await index.query("ns", record.vector, top_k=len(IDS))
+        best = {hit.id for hit in hits if hit.score >= hits[0].score - 1e-6}
+        assert key in best
     assert_consistent(index, "ns")
 
 
