@@ -24,10 +24,17 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
     from opentelemetry.trace import Tracer
 
-__all__ = ["AVAILABLE", "SCOPE", "meter", "propagator", "tracer"]
+__all__ = ["AVAILABLE", "SCOPE", "meter", "propagator", "tracer", "tracing"]
 
 SCOPE = "satellites_repo"
 """The instrumentation scope name of every span and instrument of the library."""
+
+
+def tracing() -> bool:
+    """Whether spans are worth making: the API is installed and the application has set a
+    tracer provider (until then the API's proxy would make non-recording spans, at a cost
+    on every read and commit)."""
+    return AVAILABLE and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 @functools.cache

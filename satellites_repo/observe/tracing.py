@@ -96,14 +96,14 @@ def span(
     links: Sequence[Link] = (),
 ) -> contextlib.AbstractContextManager[SpanLike]:
     """A span around a block, current inside it; an exception marks it failed and re-raises."""
-    if not _otel.AVAILABLE:
+    if not _otel.tracing():
         return _NOOP
     return _otel.tracer().start_as_current_span(name, attributes=attributes, links=links)
 
 
 def read_span(operation: str, table: str) -> contextlib.AbstractContextManager[SpanLike]:
     """The span of one repository read (``get``, ``search`` ...) of ``table``."""
-    if not _otel.AVAILABLE:
+    if not _otel.tracing():
         return _NOOP
     return span(f"{operation} {table}", db_attributes(operation=operation, collection=table))
 
@@ -122,7 +122,7 @@ def _commit_span() -> Iterator[SpanLike]:
 
 def committing() -> contextlib.AbstractContextManager[SpanLike]:
     """The root span of one ``commit()``; outbox rows written inside it link back to it."""
-    if not _otel.AVAILABLE:
+    if not _otel.tracing():
         return _NOOP
     return _commit_span()
 
