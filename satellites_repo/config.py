@@ -244,7 +244,10 @@ class ElasticsearchConfig(_Section):
     ``username``/``password`` given as fields win over those in the hosts. All hosts must
     carry the same credentials (one client, one login), and basic auth needs both.
     ``timeout``: the client's request timeout. ``call_timeout``: the deadline for one
-    search call, the client's retries included.
+    search call, the client's retries included. ``on_mapping_conflict``: what start does
+    when an existing index holds a field whose declared type or options changed, which only
+    a reindex can apply: ``fail`` naming it and the command to run, or ``warn`` and run on
+    the index as it is (``satellites reindex`` starts so, since it is the fix).
     """
 
     hosts: list[ElasticsearchHost] = Field(
@@ -256,6 +259,7 @@ class ElasticsearchConfig(_Section):
     refresh: Literal["false", "true", "wait_for"] = "false"
     timeout: Seconds = 10.0
     call_timeout: Seconds = 5.0
+    on_mapping_conflict: Literal["fail", "warn"] = "fail"
 
     @model_validator(mode="before")
     @classmethod

@@ -12,7 +12,7 @@ import datetime as dt
 import importlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.markup import escape
@@ -70,14 +70,19 @@ def with_layer(
     *,
     relay: bool = False,
     follow: bool = False,
+    on_mapping_conflict: Literal["fail", "warn"] | None = None,
 ) -> T:
-    """Run ``work`` on a started layer; by default without background relay or follower.
+    """Run ``work`` on a started layer; by default without background relay or follower,
+    and with the configured ``elasticsearch.on_mapping_conflict``.
 
     Every library error ends the command with its one-line message and exit code 1; a
     wrong repository or target name, with exit code 2.
     """
     config = load_config()
     config = config.replace(outbox=config.outbox.replace(relay=relay, follow=follow))
+    if on_mapping_conflict is not None:
+        search = config.elasticsearch.replace(on_mapping_conflict=on_mapping_conflict)
+        config = config.replace(elasticsearch=search)
     layer = DataLayer(config, repositories=import_repositories(repositories))
 
     async def run() -> T:
@@ -201,7 +206,9 @@ def reindex_command(
             operations.backend(target)  # an unknown name is an error, not a silent no-op
 
     # Followers catch up first: a local backend's snapshot records one position for all.
-    with_layer(repositories, rebuild, follow=True)
+    # A search index whose mapping conflicts with its declaration is what a reindex fixes,
+    # so the conflict does not stop this start.
+    with_layer(repositories, rebuild, follow=True, on_mapping_conflict="warn")
 
 
 async def _with_progress(operations: Operations, spec: EntitySpec, target: str, total: int) -> None:

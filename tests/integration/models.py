@@ -274,3 +274,56 @@ class Cases(Repository[Case]):
         "cases", fields={"subject": Text(prefixes=True), "status": "keyword"}
     )  # tenant_id is added as a keyword: every query of a tenant-scoped index filters on it
     vectors = VectorField("embedding", namespace="cases", metadata=("tenant_id",))
+
+
+class CallModel(DeclarativeBase):
+    """Schema evolution: the ``calls`` table as first migrated, with the library's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+for _table in LIBRARY_TABLES:
+    _table.to_metadata(CallModel.metadata)
+
+
+class Call(CallModel, Versioned):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str]
+    priority: Mapped[int]
+
+
+class Calls(Repository[Call]):
+    search = SearchIndex("calls", fields={"subject": "text", "priority": "keyword"})
+
+
+class RetypedCalls(Repository[Call]):
+    """``Calls`` declared anew: what only a reindex can apply to the index."""
+
+    search = SearchIndex(
+        "calls", fields={"subject": Text(analyzer="whitespace"), "priority": "integer"}
+    )
+
+
+class ChannelCallModel(DeclarativeBase):
+    """The ``calls`` table after a migration added a column (a second model of it)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ChannelCall(ChannelCallModel, Versioned):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str]
+    priority: Mapped[int]
+    channel: Mapped[str | None]
+
+
+class ChannelCalls(Repository[ChannelCall]):
+    """``Calls`` with the new column indexed too: an additive change."""
+
+    search = SearchIndex(
+        "calls", fields={"subject": "text", "priority": "keyword", "channel": "keyword"}
+    )

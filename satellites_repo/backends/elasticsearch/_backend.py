@@ -20,6 +20,8 @@ from satellites_repo.backends._isolation import bisected, rejected_error
 from satellites_repo.backends.elasticsearch._checks import check_capabilities
 from satellites_repo.backends.elasticsearch._cursor import binding, read_cursor, write_cursor
 from satellites_repo.backends.elasticsearch._document import document
+from satellites_repo.backends.elasticsearch._evolve import Declared, evolve
+from satellites_repo.backends.elasticsearch._mapping import recorded_mappings
 from satellites_repo.backends.elasticsearch._query import (
     es_aggregations,
     es_knn,
@@ -122,7 +124,8 @@ class ElasticsearchBackend:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, then create ``<alias>-000001`` behind each alias that does not exist."""
+        """Connect, bring each existing index up to its declaration (``_evolve``), then
+        create ``<alias>-000001`` behind each alias that does not exist."""
         client = _client(self._config)
         self._client = await proven(client, _cluster_answers, client.close)
         # Not ``check()``: a cluster that is red for a moment (another index being created)
@@ -130,6 +133,7 @@ class ElasticsearchBackend:
         indices = [index for index in self._indices.values() if index is not None]
         try:
             await check_capabilities(self.client, indices)
+            await evolve(self.client, self._declared(), self._config.on_mapping_conflict)
             for index in indices:
                 await self._ensure_index(index)
         except BaseException:
@@ -146,6 +150,13 @@ class ElasticsearchBackend:
         if health["status"] == "red":
             raise RuntimeError("cluster status is red")
 
+    def _declared(self) -> list[Declared]:
+        return [
+            Declared(self.alias(index), index, spec.name)
+            for spec in self._registry.specs
+            if (index := self.index_of(spec)) is not None
+        ]
+
     async def _ensure_index(self, index: SearchIndex) -> None:
         alias = self.alias(index)
         if await self.client.indices.exists_alias(name=alias):
@@ -160,10 +171,13 @@ class ElasticsearchBackend:
     # -- indices behind aliases ----------------------------------------------------------
 
     async def create_index(self, index: SearchIndex, name: str, *, aliased: bool) -> None:
-        """Create the concrete index ``name`` with the declared mappings."""
+        """Create the concrete index ``name`` with the declared mappings, which it records."""
         aliases = {self.alias(index): {"is_write_index": True}} if aliased else None
         await self.client.indices.create(
-            index=name, mappings=index.mappings(), settings=dict(index.settings), aliases=aliases
+            index=name,
+            mappings=recorded_mappings(index),
+            settings=dict(index.settings),
+            aliases=aliases,
         )
 
     async def indices_of(self, index: SearchIndex) -> tuple[list[str], list[str]]:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from satellites_repo.backends.elasticsearch._mapping import diff
 from satellites_repo.errors import ProjectionError
 from satellites_repo.retry import Backoff
 
@@ -102,16 +103,14 @@ async def _require_declared_mapping(
     Elasticsearch auto-created with a dynamic mapping, say); it is deleted instead."""
     found = await backend.client.indices.get_mapping(index=name)
     mappings = found.get(name, {}).get("mappings", {})
-    declared = index.mappings()
-    held = {field: spec.get("type") for field, spec in mappings.get("properties", {}).items()}
-    wanted = {field: spec["type"] for field, spec in declared["properties"].items()}
-    if str(mappings.get("dynamic")) == declared["dynamic"] and held == wanted:
+    differences = diff(mappings, index)
+    if not differences.changed and not differences.added:
         return
     await backend.client.indices.delete(index=name, ignore_unavailable=True)
     raise ProjectionError(
         backend.name,
         f"reindex of {index.index!r}: {name} has mapping {mappings}, not the declared "
-        f"{declared}; the alias was left where it was",
+        f"{index.mappings()}; the alias was left where it was",
     )
 
 
