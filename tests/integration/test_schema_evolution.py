@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from satellites_repo import DataLayer, DataLayerConfig, Range, Repository, StartupError
+from satellites_repo import (
+    DataLayer,
+    DataLayerConfig,
+    Range,
+    Repository,
+    SearchIndex,
+    StartupError,
+)
 from satellites_repo.migrate import create_tables
 from tests.integration.conftest import run_cli
 from tests.integration.models import (
@@ -132,3 +139,22 @@ async def test_on_mapping_conflict_warn_starts_on_the_index_as_it_is(
         assert "field 'priority' is {'type': 'keyword'} in the index" in caplog.text
         assert "running on the index as it is" in caplog.text
         assert await search(started, RetypedCalls, "jam") == [1]
+
+
+async def test_a_field_elasticsearch_refuses_to_add_fails_start_naming_it(
+    calls: DataLayerConfig,
+) -> None:
+    class OddCalls(Repository[ChannelCall]):
+        search = SearchIndex(
+            "calls",
+            fields={"subject": "text", "priority": "keyword", "channel": ("keyword", {"odd": 1})},
+        )
+
+    async with DataLayer(calls, repositories=[Calls]) as first:
+        await first.postgres.execute("ALTER TABLE calls ADD COLUMN channel text")
+    with pytest.raises(StartupError) as failed:
+        await DataLayer(calls, repositories=[OddCalls]).start()
+    message = str(failed.value)
+    assert "Elasticsearch refused to add channel" in message
+    assert "unknown parameter [odd]" in message
+    assert "satellites reindex --repository OddCalls" in message

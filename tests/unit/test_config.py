@@ -89,6 +89,7 @@ def test_config_override_keeps_password_comparable_but_hidden() -> None:
         (lambda: DataLayerConfig.model_validate({"redis": {"port": 0}}), "redis.port: "),
         (lambda: DataLayerConfig().replace(outbox={"batch_size": 0}), "outbox.batch_size: "),
         (lambda: RedisConfig().replace(db=-1), "db: "),
+        (lambda: ElasticsearchConfig(on_mapping_conflict="ignore"), "on_mapping_conflict: "),
         (lambda: RedisConfig.model_validate_json('{"port": 0}'), "port: "),
     ],
 )
@@ -170,6 +171,12 @@ def test_request_path_deadlines_have_defaults() -> None:
     assert config.redis.call_timeout == 0.1
     assert config.elasticsearch.call_timeout == 5.0
     assert config.outbox.delivery_timeout == 2.0
+
+
+def test_a_mapping_conflict_fails_start_unless_told_otherwise() -> None:
+    assert ElasticsearchConfig().on_mapping_conflict == "fail"
+    search = ElasticsearchConfig(password="pw", username="u").replace(on_mapping_conflict="warn")
+    assert (search.on_mapping_conflict, search.password_value()) == ("warn", "pw")
 
 
 @pytest.mark.parametrize(

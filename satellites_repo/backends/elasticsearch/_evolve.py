@@ -118,8 +118,9 @@ async def _apply(client: AsyncElasticsearch, plan: _Plan) -> None:
             raise
         raise ConfigurationError(
             f"SearchIndex {index!r} ({plan.name}): Elasticsearch refused to add "
-            f"{', '.join(added) or 'the record of its declaration'}: {exc}; run "
-            f"`{plan.declared.fix}`"
+            f"{', '.join(added) or 'the record of its declaration'}: {exc}. Fix the "
+            "declaration if a new index would refuse it too; otherwise the index holds "
+            f"something in the way, and `{plan.declared.fix}` builds it anew"
         ) from exc
     if added:
         logger.info(
