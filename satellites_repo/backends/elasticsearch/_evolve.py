@@ -4,8 +4,8 @@ A field added to a ``SearchIndex`` is put into the live index (``put_mapping``) 
 anything is written, so the strict mapping accepts the new documents at once. A field whose
 type or options changed cannot change in place: start fails naming it and the command
 that builds a new index with the declared mapping (``satellites reindex``, which starts
-despite the conflict: it is the fix). Every difference is found before anything is put, so
-a failed start leaves every index as it was.
+despite the conflict: it is the fix). Every changed field is found before anything is put,
+so a start that fails for one leaves every index as it was.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ async def evolve(
     conflicts = [_conflict(plan) for plan in plans if plan.diff.changed]
     if conflicts and on_conflict == "fail":
         raise ConfigurationError(
-            "; ".join(conflicts) + ' (or set elasticsearch.on_mapping_conflict="warn" to '
-            "run on the index as it is)"
+            "; ".join(conflicts) + " (or set SATELLITES_ELASTICSEARCH__ON_MAPPING_CONFLICT=warn "
+            "to run on the index as it is)"
         )
     for conflict in conflicts:
         logger.warning("%s; running on the index as it is", conflict)
@@ -91,8 +91,8 @@ def _conflict(plan: _Plan) -> str:
     changes = "; ".join(str(change) for change in plan.diff.changed)
     return (
         f"SearchIndex {index!r} ({plan.name}) no longer matches its declaration: {changes}. "
-        f"An existing field cannot change in place: run `{plan.declared.fix}`, which builds "
-        "a new index with the declared mapping and moves the alias to it"
+        f"An existing field cannot change in place: run `{plan.declared.fix}`, which starts "
+        "despite this, builds a new index with the declared mapping and moves the alias to it"
     )
 
 
