@@ -42,6 +42,7 @@ __all__ = [
     "ElasticsearchConfig",
     "EventsConfig",
     "FaissConfig",
+    "MappingConflict",
     "OutboxConfig",
     "PostgresConfig",
     "RedisConfig",
@@ -61,6 +62,8 @@ def _elasticsearch_host(url: str) -> str:
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+MappingConflict = Literal["fail", "warn"]
+"""What start does when a search index holds a field whose declared type or options changed."""
 # A timeout of inf or NaN would make a deadline that never fires (or never compares).
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Name = Annotated[str, AfterValidator(_not_blank)]
@@ -259,7 +262,7 @@ class ElasticsearchConfig(_Section):
     refresh: Literal["false", "true", "wait_for"] = "false"
     timeout: Seconds = 10.0
     call_timeout: Seconds = 5.0
-    on_mapping_conflict: Literal["fail", "warn"] = "fail"
+    on_mapping_conflict: MappingConflict = "fail"
 
     @model_validator(mode="before")
     @classmethod

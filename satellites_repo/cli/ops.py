@@ -12,7 +12,7 @@ import datetime as dt
 import importlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from satellites_repo.cli._common import console, load_config
+from satellites_repo.config import MappingConflict
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import DataLayer
 from satellites_repo.model import EntitySpec
@@ -70,7 +71,7 @@ def with_layer(
     *,
     relay: bool = False,
     follow: bool = False,
-    on_mapping_conflict: Literal["fail", "warn"] | None = None,
+    on_mapping_conflict: MappingConflict | None = None,
 ) -> T:
     """Run ``work`` on a started layer; by default without background relay or follower,
     and with the configured ``elasticsearch.on_mapping_conflict``.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from elasticsearch import ApiError, AsyncElasticsearch
 
@@ -21,6 +21,7 @@ from satellites_repo.backends.elasticsearch._mapping import RECORD, MappingDiff,
 from satellites_repo.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from satellites_repo.config import MappingConflict
     from satellites_repo.model import SearchIndex
 
 __all__ = ["Declared", "evolve"]
@@ -50,7 +51,7 @@ class _Plan:
 
 
 async def evolve(
-    client: AsyncElasticsearch, declared: Sequence[Declared], on_conflict: Literal["fail", "warn"]
+    client: AsyncElasticsearch, declared: Sequence[Declared], on_conflict: MappingConflict
 ) -> None:
     """Put the added fields into every index behind an existing alias; a changed field
     raises ``ConfigurationError`` naming it (``on_conflict="warn"``: logs it instead)."""
