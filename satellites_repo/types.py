@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "AbsentKeys",
     "ApplyChanges",
     "Backend",
     "BackendName",
@@ -39,6 +38,7 @@ __all__ = [
     "CommitHooks",
     "DriftProbe",
     "EventBus",
+    "Held",
     "HybridRanker",
     "Json",
     "LocalBackend",
@@ -61,8 +61,9 @@ Progress: TypeAlias = Callable[[int], None]
 ApplyChanges: TypeAlias = "Callable[[list[Change]], Awaitable[None]]"
 """Where a replay feeds the changes it reads."""
 
-AbsentKeys: TypeAlias = Callable[[Sequence[str]], Awaitable[list[str]]]
-"""Which of these keys Postgres has no row for (verify's check for extra entries)."""
+Held: TypeAlias = tuple[int, bytes | None]
+"""What a projection holds for one key: its version and the digest of its content
+(``None``: a tombstone, the marker a deleted row leaves)."""
 
 TicketT = TypeVar("TicketT")
 
@@ -108,18 +109,29 @@ class RowSource(Protocol):
 
 
 class DriftProbe(Protocol):
-    """One backend's view of one repository while ``verify`` compares it with Postgres."""
+    """One backend's view of one repository while ``verify`` compares it with Postgres.
 
-    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
-        """The version held per key; ``None`` when missing. A key left out is not drift
-        (a cache need not hold every row)."""
+    Content is compared as digests (``RowCodec.digest``) of what the backend should hold
+    for a row and of what it holds, taken the same way on both sides.
+    """
+
+    def expected(self, row: Change) -> bytes | None:
+        """The digest of what the backend should hold for ``row`` (as Postgres has it
+        now); ``None`` when it should hold nothing (out of ``index_when``, no vector)."""
         ...
 
-    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
-        """Entries (key -> version) whose row Postgres no longer has.
+    async def held(self, rows: Sequence[Change]) -> Mapping[str, Held | None]:
+        """What the backend holds for each row's key (``None``: nothing). A key left out
+        is not drift (a cache need not hold every row)."""
+        ...
 
-        ``expected``: how many entries the backend should hold if it has no extras.
-        """
+    async def count(self) -> int | None:
+        """How many live entries it holds, when it can tell cheaply (``None``: it cannot)."""
+        ...
+
+    def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
+        """The (key, version) of the live entries it holds, in batches: every one, or
+        about ``sample`` of them picked at random (how verify finds extras)."""
         ...
 
 

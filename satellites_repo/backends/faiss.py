@@ -13,20 +13,24 @@ that snapshot's position instead of rebuilding from Postgres.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from satellites_repo.backends._isolation import bisected, rejected_error
 from satellites_repo.errors import ConfigurationError, ProjectionError, Rejection, VectorIndexError
 from satellites_repo.model import Change, Operation, json_safe
-from satellites_repo.vectors import VectorIndex
+from satellites_repo.model.codec import digest_of
+from satellites_repo.vectors import VectorIndex, checked_vector
 
 if TYPE_CHECKING:
     from satellites_repo.backends.s3_snapshots import S3Snapshots
     from satellites_repo.config import FaissConfig, PostgresConfig
     from satellites_repo.model import EntitySpec, Registry, VectorQuery
-    from satellites_repo.types import AbsentKeys, Progress, RowSource
+    from satellites_repo.types import Held, Progress, RowSource
 
 __all__ = ["FaissBackend"]
 
@@ -43,10 +47,12 @@ class _Upsert:
 
 
 class _NamespaceBatch:
-    """The upserts and deletes of one batch for one namespace."""
+    """The upserts and deletes of one batch for one namespace; ``rewrites`` are a repair's
+    upserts, which may replace a vector at its own version."""
 
     def __init__(self) -> None:
         self.upserts: list[_Upsert] = []
+        self.rewrites: list[_Upsert] = []
         self.deletes: list[Change] = []
 
     def add(self, spec: EntitySpec, change: Change) -> None:
@@ -56,8 +62,11 @@ class _NamespaceBatch:
         if vector is None or not spec.indexed(change):  # deleted, or out of ``index_when``
             self.deletes.append(change)
             return
-        metadata = {name: change.payload.get(name) for name in field.metadata}
-        self.upserts.append(_Upsert(change, vector, metadata))
+        upsert = _Upsert(change, vector, expected_metadata(field.metadata, change))
+        if change.operation is Operation.REPAIRED:
+            self.rewrites.append(upsert)
+        else:
+            self.upserts.append(upsert)
 
 
 class FaissBackend:
@@ -174,15 +183,22 @@ class FaissBackend:
     async def _apply_batch(
         self, namespace: str, batch: _NamespaceBatch
     ) -> list[tuple[Change, Rejection]]:
-        async def upsert(items: Sequence[_Upsert]) -> list[tuple[_Upsert, Rejection]]:
+        async def write(items: Sequence[_Upsert], rewrite: bool) -> list[tuple[_Upsert, Rejection]]:
             await self.index.upsert_many(
                 namespace,
                 [item.change.key for item in items],
                 [item.vector for item in items],
                 [item.metadata for item in items],
                 versions=[item.change.version for item in items],
+                rewrite=rewrite,
             )
             return []
+
+        async def upsert(items: Sequence[_Upsert]) -> list[tuple[_Upsert, Rejection]]:
+            return await write(items, rewrite=False)
+
+        async def rewrite(items: Sequence[_Upsert]) -> list[tuple[_Upsert, Rejection]]:
+            return await write(items, rewrite=True)
 
         async def delete(items: Sequence[Change]) -> list[tuple[Change, Rejection]]:
             keys = [change.key for change in items]
@@ -191,9 +207,9 @@ class FaissBackend:
             )
             return []
 
-        refused = [
-            (item.change, why) for item, why in await bisected(batch.upserts, upsert, _refusal)
-        ]
+        upserted = await bisected(batch.upserts, upsert, _refusal)
+        upserted += await bisected(batch.rewrites, rewrite, _refusal)
+        refused = [(item.change, why) for item, why in upserted]
         return refused + await bisected(batch.deletes, delete, _refusal)
 
     # -- VectorRanker --------------------------------------------------------------------
@@ -266,28 +282,67 @@ class FaissBackend:
 
 
 class _VectorProbe:
-    """Reads the namespace's versions once (one thread hop), not once per batch."""
+    """A vector and its metadata compared as one digest: the float32 bytes of the vector
+    normalised as the index normalises it, and ``RowCodec.digest`` of the metadata.
+
+    The namespace's versions are read once (one thread hop), not once per batch.
+    """
 
     def __init__(self, index: VectorIndex, spec: EntitySpec) -> None:
         assert spec.vectors is not None
         self._index = index
-        self._namespace = spec.vectors.namespace
+        self._spec = spec
+        self._field = spec.vectors
         self._versions: dict[str, int | None] | None = None
-        self._seen: set[str] = set()
 
-    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
-        if self._versions is None:
-            self._versions = await self._index.versions(self._namespace)
-        self._seen.update(keys)
-        versions = self._versions
-        return {key: (versions[key] or 0) if key in versions else None for key in keys}
+    def expected(self, row: Change) -> bytes | None:
+        vector = row.payload.get(self._field.column)
+        if vector is None or not self._spec.indexed(row):
+            return None
+        try:
+            normalized = checked_vector(vector, self._index.dimension).normalized()[0]
+        except ValueError:  # a vector FAISS refuses: the row cannot be held
+            return None
+        return self._digest(normalized, expected_metadata(self._field.metadata, row))
 
-    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
-        if self._versions is None:
-            self._versions = await self._index.versions(self._namespace)
+    async def held(self, rows: Sequence[Change]) -> Mapping[str, Held | None]:
+        keys = [row.key for row in rows]
+        records = await self._index.get_many(self._field.namespace, keys)
         return {
-            key: version or 0 for key, version in self._versions.items() if key not in self._seen
+            key: None
+            if record is None
+            else (record.version or 0, self._digest(record.vector, record.metadata or {}))
+            for key, record in zip(keys, records, strict=True)
         }
+
+    async def count(self) -> int:
+        return len(await self._all_versions())
+
+    async def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
+        versions = await self._all_versions()
+        keys = (
+            list(versions)
+            if sample is None
+            else random.sample(list(versions), k=min(sample, len(versions)))
+        )
+        for start in range(0, len(keys), REBUILD_BATCH):
+            yield [(key, versions[key] or 0) for key in keys[start : start + REBUILD_BATCH]]
+
+    async def _all_versions(self) -> dict[str, int | None]:
+        if self._versions is None:
+            self._versions = await self._index.versions(self._field.namespace)
+        return self._versions
+
+    def _digest(
+        self, vector: Sequence[float] | np.ndarray[Any, Any], metadata: Mapping[str, Any]
+    ) -> bytes:
+        stored = np.asarray(vector, dtype=np.float32).tobytes()
+        return digest_of([stored, self._spec.codec.digest(metadata)])
+
+
+def expected_metadata(names: Sequence[str], change: Change) -> dict[str, Any]:
+    """The metadata a row's vector is stored with (the JSON-safe payload's values)."""
+    return {name: change.payload.get(name) for name in names}
 
 
 def _refusal(exc: Exception) -> Rejection | None:

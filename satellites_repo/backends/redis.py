@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -26,12 +27,13 @@ from satellites_repo.backends._isolation import rejected_error
 from satellites_repo.errors import ProjectionError, Rejection, UnavailableError
 from satellites_repo.health import proven
 from satellites_repo.model import Change, Operation, json_bytes
+from satellites_repo.model.codec import digest_of
 from satellites_repo.retry import FailureLog
 
 if TYPE_CHECKING:
     from satellites_repo.config import RedisConfig
     from satellites_repo.model import EntitySpec, Registry
-    from satellites_repo.types import AbsentKeys, Progress, RowSource
+    from satellites_repo.types import Held, Progress, RowSource
 
 __all__ = ["CachedRow", "RedisBackend"]
 
@@ -39,9 +41,11 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# KEYS[1] the row's key; ARGV: version, the value to store ("<version>:<json>", built by
-# the client so Lua never copies the body), TTL seconds. Only the head of the stored value
-# is read: the version is all the guard needs.
+# KEYS[1] the row's key; ARGV: the version a stored one must be below for the write to
+# apply (the row's version, or one more for a repair, which may replace content at the
+# same version), the value to store ("<version>:<json>", built by the client so Lua never
+# copies the body), TTL seconds. Only the head of the stored value is read: the version
+# is all the guard needs.
 _GUARDED_SET = """
 local head = redis.call('GETRANGE', KEYS[1], 0, 20)
 if head ~= '' then
@@ -114,6 +118,14 @@ class RedisBackend:
     def key(self, table: str, key: str) -> str:
         return f"{self._config.key_prefix}{table}:{key}"
 
+    def pattern(self, spec: EntitySpec) -> str:
+        """The SCAN ``MATCH`` pattern of every cached row of ``spec``."""
+        return f"{self._config.key_prefix}{spec.table}:*"
+
+    def row_of(self, spec: EntitySpec, redis_key: str) -> str:
+        """The primary key of a Redis key that ``key`` built."""
+        return redis_key.removeprefix(f"{self._config.key_prefix}{spec.table}:")
+
     def covers(self, spec: EntitySpec) -> bool:
         return spec.cache is not None
 
@@ -133,7 +145,7 @@ class RedisBackend:
     async def apply(self, changes: Sequence[Change]) -> None:
         """One pipeline; a key Redis refuses (an error reply) is reported alone in
         ``ProjectionError.rejected`` and stays owed, the other keys are written."""
-        writes: list[tuple[str, int, bytes, int]] = []
+        writes: list[tuple[str, int, bytes, int, int]] = []
         written: list[Change] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
@@ -143,7 +155,9 @@ class RedisBackend:
                 body, ttl = b"", spec.cache.tombstone_ttl
             else:
                 body, ttl = json_bytes(change.payload), spec.cache.ttl
-            writes.append((self.key(change.table, change.key), change.version, body, ttl))
+            refused_at = change.version + (1 if change.operation is Operation.REPAIRED else 0)
+            key = self.key(change.table, change.key)
+            writes.append((key, change.version, body, ttl, refused_at))
             written.append(change)
         try:
             replies = await self._write(writes)
@@ -158,15 +172,16 @@ class RedisBackend:
         if error is not None:
             raise error
 
-    async def _write(self, writes: Sequence[tuple[str, int, bytes, int]]) -> list[Any]:
-        """Guarded writes of (key, version, body, ttl) in one pipeline round trip; the
-        reply of each (an exception where Redis refused that key)."""
+    async def _write(self, writes: Sequence[tuple[str, int, bytes, int, int]]) -> list[Any]:
+        """Guarded writes of (key, version, body, ttl, refused_at: the stored version that
+        refuses it) in one pipeline round trip; the reply of each (an exception where Redis
+        refused that key)."""
         if not writes:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
-            for key, version, body, ttl in writes:
+            for key, version, body, ttl, refused_at in writes:
                 value = b"%d:%s" % (version, body)
-                await self._guarded_set(keys=[key], args=[version, value, ttl], client=pipe)
+                await self._guarded_set(keys=[key], args=[refused_at, value, ttl], client=pipe)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
 
@@ -203,7 +218,9 @@ class RedisBackend:
             logger.debug("skipped a cache fill of %s read %.1fs ago", spec.table, late)
             return
         ttl = spec.cache.ttl
-        writes = [(self.key(spec.table, key), version, body, ttl) for key, version, body in rows]
+        writes = [
+            (self.key(spec.table, key), version, body, ttl, version) for key, version, body in rows
+        ]
         await self._bounded("fill", self._write(writes))
 
     async def _bounded(self, action: str, call: Awaitable[T]) -> T:
@@ -235,22 +252,73 @@ class RedisBackend:
 
 
 class _CacheProbe:
-    """Only what the cache holds counts: an absent key is not drift (caching is optional)."""
+    """Only what the cache holds counts: an absent key is not drift (caching is optional).
+
+    A cached entry is compared as the row it holds (``RowCodec.digest`` of its JSON); a
+    tombstone has no content. Extras are found by one SCAN of the repository's keys.
+    """
 
     def __init__(self, backend: RedisBackend, spec: EntitySpec) -> None:
         self._backend = backend
         self._spec = spec
 
-    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
-        rows = await self._backend.read(self._spec, keys)
+    def expected(self, row: Change) -> bytes:
+        return self._spec.codec.digest(row.payload)
+
+    async def held(self, rows: Sequence[Change]) -> Mapping[str, Held | None]:
+        keys = [row.key for row in rows]
+        cached = await self._backend.read(self._spec, keys)
         return {
-            key: (0 if row.is_tombstone else row.version)
-            for key, row in zip(keys, rows, strict=True)
-            if row is not None
+            key: (entry.version, self._digest(entry))
+            for key, entry in zip(keys, cached, strict=True)
+            if entry is not None
         }
 
-    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
-        return {}
+    async def count(self) -> None:
+        return None  # Redis counts keys per database, not per prefix
+
+    async def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
+        """SCAN's order is the hash table's, unrelated to keys or age: a sample is the
+        first ``sample`` live entries it lists."""
+        backend, spec = self._backend, self._spec
+        listed = 0
+        scan = backend.client.scan_iter(match=backend.pattern(spec), count=REBUILD_BATCH)
+        async for batch in _batched(scan, REBUILD_BATCH):
+            keys = [backend.row_of(spec, name.decode()) for name in batch]
+            cached = await backend.read(spec, keys)
+            live = [
+                (key, entry.version)
+                for key, entry in zip(keys, cached, strict=True)
+                if entry is not None and not entry.is_tombstone
+            ]
+            if sample is not None:
+                live = live[: sample - listed]
+            listed += len(live)
+            yield live
+            if sample is not None and listed >= sample:
+                return
+
+    def _digest(self, entry: CachedRow) -> bytes | None:
+        if entry.is_tombstone:
+            return None
+        try:
+            document = orjson.loads(entry.body)
+        except orjson.JSONDecodeError:
+            document = None
+        if not isinstance(document, dict):
+            return digest_of({"unreadable": entry.body})
+        return self._spec.codec.digest(document)
+
+
+async def _batched(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:
+    batch: list[T] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 async def _ping(client: redis.Redis) -> None:

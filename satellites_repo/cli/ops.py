@@ -24,7 +24,7 @@ from satellites_repo.config import MappingConflict
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import DataLayer
 from satellites_repo.model import EntitySpec
-from satellites_repo.ops import Drift, Operations
+from satellites_repo.ops import KINDS, Drift, Operations
 from satellites_repo.orm.repository import Repository
 
 __all__ = ["RepositoriesOption", "outbox_app", "reindex_command", "verify_command", "with_layer"]
@@ -233,13 +233,22 @@ def verify_command(
     mend: Annotated[
         bool, typer.Option("--repair", help="Enqueue outbox rows that mend the drift.")
     ] = False,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample",
+            min=1,
+            help="Check N rows picked at random (and N entries of each backend for extras).",
+        ),
+    ] = None,
 ) -> None:
-    """Compare Postgres with every projection; exit 1 if any drifted (and was not repaired)."""
+    """Compare Postgres with every projection, on versions and content; exit 1 if any
+    drifted (and was not repaired)."""
 
     async def compare(operations: Operations) -> bool:
         clean = True
         for spec in _selected(operations, repository):
-            drifts = await operations.verify(spec.name)
+            drifts = await operations.verify(spec.name, sample=sample)
             console.print(_drift_table(drifts))
             if all(drift.clean for drift in drifts):
                 continue
@@ -258,19 +267,15 @@ def verify_command(
 
 
 def _drift_table(drifts: Sequence[Drift]) -> Table:
+    """One line per backend: rows checked (sampled or all), then each kind's count."""
     table = Table(title="Drift", title_justify="left")
-    for column in ("repository", "target", "checked", "missing", "stale", "ahead", "extra"):
-        table.add_column(
-            column, justify="right" if column not in ("repository", "target") else "left"
-        )
+    table.add_column("repository")
+    table.add_column("target")
+    table.add_column("checked", justify="right")
+    for kind in KINDS:
+        table.add_column(kind, justify="right")
     for drift in drifts:
-        table.add_row(
-            drift.repository,
-            drift.target,
-            str(drift.checked),
-            str(len(drift.missing)),
-            str(len(drift.stale)),
-            str(len(drift.ahead)),
-            str(len(drift.extra)),
-        )
+        checked = str(drift.checked) if drift.sample is None else f"{drift.checked} (sample)"
+        counts = [str(count) for count in drift.counts.values()]
+        table.add_row(drift.repository, drift.target, checked, *counts)
     return table

@@ -53,6 +53,10 @@ class Operation(enum.StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     DELETED = "deleted"
+    REPAIRED = "repaired"
+    """Not something a transaction did: ``verify --repair`` re-applying a row as Postgres
+    holds it now. Projections take it even over an entry at the same version (whose
+    content drifted), never over a newer one; it announces no event."""
 
 
 @dataclass(frozen=True, slots=True)

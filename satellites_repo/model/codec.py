@@ -9,6 +9,14 @@ float (a column's value, or a value of a mapping such as a payload) as ``"NaN"``
 ``"Infinity"``, ``"-Infinity"`` (orjson alone would write ``null``); a ``timedelta`` (an
 ``Interval`` column) as an ISO 8601 duration; a ``Decimal`` as its exact digits. A model
 with a column type the codec cannot carry is refused when it is declared.
+
+``RowCodec.digest`` is what ``satellites verify`` compares: one digest per row for what
+Postgres says a projection should hold and for what it holds, taken the same way on both
+sides. The same value has several JSON spellings (the fast path writes what the
+application assigned, ``Decimal("1.5")`` or a datetime at +02:00; a row read back from
+Postgres is spelled as the database returns it, ``1.5000`` in UTC), so columns are typed
+back and written one canonical way first: datetimes in UTC, decimals normalised, float32
+columns (vectors, ``real``) as their float32 bytes, keys sorted.
 """
 
 from __future__ import annotations
@@ -17,27 +25,33 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import hashlib
 import math
 import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
+from sqlalchemy import REAL
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.session import make_transient_to_detached
 from typing_extensions import TypedDict
 
 from satellites_repo.model.results import AnyOf
+from satellites_repo.model.vector import Vector
 
 __all__ = [
     "NON_FINITE",
     "RowCodec",
+    "digest_of",
     "json_bytes",
     "json_default",
     "json_safe",
+    "same_vector",
     "unencodable_columns",
 ]
 
@@ -90,6 +104,40 @@ def _non_finite(value: float) -> str:
     if math.isnan(value):
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"
+
+
+def digest_of(value: Any) -> bytes:
+    """A 16-byte digest of ``value`` as ``json_bytes`` writes it, with every key sorted."""
+    options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS
+    encoded = orjson.dumps(_finite(value), default=json_default, option=options)
+    return hashlib.blake2b(encoded, digest_size=16).digest()
+
+
+def same_vector(held: Any, expected: Any) -> bool:
+    """Whether a vector a backend gives back is ``expected`` up to float32 rounding.
+
+    Elasticsearch returns a cosine ``dense_vector`` rebuilt from the unit vector and the
+    magnitude it stores, a unit in the last place away from what it was given.
+    """
+    try:
+        ours = np.asarray(expected, dtype=np.float32)
+        theirs = np.asarray(held, dtype=np.float32)
+    except (TypeError, ValueError):
+        return False
+    return ours.shape == theirs.shape and bool(np.allclose(theirs, ours, rtol=1e-5, atol=1e-6))
+
+
+def _canonical(value: Any, float32: bool) -> Any:
+    """One spelling of a typed column value (see the module's docstring)."""
+    if float32 and isinstance(value, list):
+        return np.asarray(value, dtype=np.float32).tobytes()
+    if float32 and isinstance(value, float):
+        return float(np.float32(value))
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC)
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return value.normalize()
+    return value
 
 
 def json_safe(value: Any) -> Any:
@@ -145,12 +193,18 @@ class RowCodec:
         fields = {
             attr.key: _python_type(attr.columns[0].type) | None for attr in mapper.column_attrs
         }
+        self._types = frozenset(fields)
         # One TypedDict per model lets pydantic-core parse and type a cached row in one pass.
         make_typed_dict: Any = TypedDict
         row_type = make_typed_dict(f"{self.model.__name__}Row", fields, total=False)
         row_type.__pydantic_config__ = ConfigDict(allow_inf_nan=True)  # as Postgres allows
         self._adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(row_type)
         self._key_adapter: TypeAdapter[Any] = TypeAdapter(fields[self.primary_key])
+        self._float32 = frozenset(
+            attr.key
+            for attr in mapper.column_attrs
+            if isinstance(attr.columns[0].type, Vector | REAL)
+        )
         # A filter on an array column matches rows holding the value: its items are untyped.
         self._column_adapters: dict[str, TypeAdapter[Any]] = {
             attr.key: TypeAdapter(_filter_type(attr.columns[0].type))
@@ -210,6 +264,25 @@ class RowCodec:
                 f"filter {name!r} of {self.model.__name__}: {value!r} does not fit the "
                 f"column ({reason})"
             ) from exc
+
+    def digest(self, document: Mapping[str, Any]) -> bytes:
+        """A digest of a row, a search document or vector metadata, as JSON-safe data:
+        equal for equal values, whichever way each was spelled.
+
+        Fields named like columns are typed like them first; others (computed fields, a
+        document's key field) are taken as they are. A document whose columns cannot be
+        typed gets a digest no typed one has.
+        """
+        columns = {name: value for name, value in document.items() if name in self._types}
+        try:
+            typed = self._adapter.validate_python(columns)
+        except ValidationError:
+            return digest_of({"untyped": document})
+        canonical = {
+            name: _canonical(value, name in self._float32) for name, value in typed.items()
+        }
+        others = {name: value for name, value in document.items() if name not in self._types}
+        return digest_of({**others, **canonical})
 
     def loads(self, data: bytes) -> dict[str, Any]:
         return self._adapter.validate_json(data)

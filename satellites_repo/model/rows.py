@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 
 from satellites_repo.model.change import Change, Operation
 
@@ -26,6 +26,7 @@ __all__ = [
     "key_in",
     "row_change",
     "row_columns",
+    "sample_changes",
     "select_by_keys",
     "stream_changes",
     "stream_rows",
@@ -101,3 +102,15 @@ async def stream_changes(
     """Every row as an ``updated`` change at its version, in batches."""
     async for rows in stream_rows(engine, spec, row_columns(spec), batch_size=batch_size):
         yield [row_change(spec, row._mapping, Operation.UPDATED) for row in rows]
+
+
+async def sample_changes(engine: AsyncEngine, spec: EntitySpec, count: int) -> list[Change]:
+    """``count`` rows picked at random (every row if the table has fewer), as changes.
+
+    One ``ORDER BY random() LIMIT``: Postgres reads the whole table once but keeps only
+    ``count`` rows, so a sample of a large table costs a scan, not its size in memory.
+    """
+    statement = select(*row_columns(spec)).order_by(func.random()).limit(count)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return [row_change(spec, row._mapping, Operation.UPDATED) for row in rows]

@@ -12,7 +12,7 @@ from satellites_repo import observe
 from satellites_repo.model import checked_tenant
 from satellites_repo.ops.reindex import ReindexReport, count_rows, rebuild
 from satellites_repo.ops.tenants import PURGE_BATCH, export_tenant, purge_tenant
-from satellites_repo.ops.verify import Drift, repair, verify
+from satellites_repo.ops.verify import KINDS, Drift, repair, verify
 
 if TYPE_CHECKING:
     from satellites_repo.bootstrap import Runtime
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from satellites_repo.subscriptions import DeliveryRegistry
     from satellites_repo.types import Backend, Progress
 
-__all__ = ["Drift", "Operations", "ReindexReport"]
+__all__ = ["KINDS", "Drift", "Operations", "ReindexReport"]
 
 
 class Operations:
@@ -116,8 +116,13 @@ class Operations:
         report = progress or (lambda done: None)
         return [await rebuild(self._runtime, spec, backend, report) for backend in chosen]
 
-    async def verify(self, repository: type[Any] | str) -> list[Drift]:
-        return await verify(self._runtime, self.spec(repository))
+    async def verify(
+        self, repository: type[Any] | str, *, sample: int | None = None
+    ) -> list[Drift]:
+        """Compare Postgres with each projection of ``repository``, on versions and content:
+        every row, or ``sample`` rows picked at random (and as many entries of each backend,
+        for extras)."""
+        return await verify(self._runtime, self.spec(repository), sample)
 
     async def repair(self, repository: type[Any] | str, drifts: Sequence[Drift]) -> int:
         return await repair(self._runtime, self.spec(repository), drifts)

@@ -1,33 +1,45 @@
 """Drift: where a projection disagrees with Postgres, and mending it through the outbox.
 
-Postgres is streamed in batches (keys and versions only) and each batch is compared with
-what every covering backend holds (its ``DriftProbe``); then each backend lists the
-entries it holds for rows Postgres no longer has.
+Postgres is streamed in batches of whole rows (or a random sample of them) and each batch
+is compared with what every covering backend holds (its ``DriftProbe``): the version, and
+a digest of the content, taken the same way for what the backend should hold and for what
+it holds (``RowCodec.digest``). Then each backend lists the entries it holds (all of them,
+or a random sample) and those whose row Postgres no longer has are extras.
+
+Redis is a cache: a row it does not hold is not drift, but an entry whose row is gone, an
+older one, or one whose content differs is.
 
 Repair never writes a projection directly: it enqueues outbox rows owed to the drifted
-backend, and the relay applies them under the usual version guards. A projection that is
-*ahead* of Postgres (a version Postgres never committed) cannot be mended that way; it is
-reported, and ``satellites reindex`` rebuilds it.
+backend (``Operation.REPAIRED``, no event), and the relay (the followers, for FAISS)
+applies each as its row is in Postgres by then, replacing an entry at the same version
+whose content drifted, deleting one whose row is gone, never overwriting a newer one. A
+projection *ahead* of Postgres (a version Postgres never committed) cannot be mended that
+way; it is reported, and ``satellites reindex`` rebuilds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from satellites_repo import observe
 from satellites_repo.model import Change, Operation
-from satellites_repo.model.rows import current_changes, select_by_keys, stream_rows
+from satellites_repo.model.rows import sample_changes, select_by_keys, stream_changes
 
 if TYPE_CHECKING:
     from satellites_repo.bootstrap import Runtime
     from satellites_repo.model import EntitySpec
+    from satellites_repo.types import DriftProbe, Held
 
-__all__ = ["Drift", "repair", "verify"]
+__all__ = ["KINDS", "Drift", "repair", "verify"]
 
 BATCH = 1000
+
+KINDS = ("missing", "extra", "stale", "different", "ahead")
+"""The kinds of drift, as ``Drift.counts`` and the CLI name them."""
 
 
 @dataclass(slots=True)
@@ -35,81 +47,140 @@ class Drift:
     """One backend's disagreements with Postgres for one repository.
 
     ``missing``: rows the projection lacks. ``stale``: rows it holds at an older version
-    (a cached tombstone for a live row counts as stale). ``ahead``: newer than Postgres.
-    ``extra``: key -> version of entries whose row Postgres no longer has.
+    (a cached tombstone for a live row counts as stale). ``different``: rows it holds at
+    their version but with other content. ``ahead``: newer than Postgres. ``extra``: key ->
+    version of entries it should not hold: their row is gone, or is out of the
+    projection (``index_when``, no vector). ``sample``: how many rows were sampled
+    (``None``: every row was checked).
     """
 
     repository: str
     target: str
     checked: int = 0
+    sample: int | None = None
     missing: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    different: list[str] = field(default_factory=list)
     ahead: list[str] = field(default_factory=list)
     extra: dict[str, int] = field(default_factory=dict)
+    live: int = 0
+    """Entries held for the rows checked (what a backend's count is compared with)."""
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.stale or self.ahead or self.extra)
+        return not any(self.counts.values())
 
-    def compare(self, truth: dict[str, int], held: dict[str, int | None]) -> None:
-        """Fold in one batch: ``held`` maps keys to the projection's version (None: absent)."""
-        self.checked += len(truth)
-        for key, version in truth.items():
-            if key not in held:
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many rows drifted, per kind (``KINDS``)."""
+        return {kind: len(getattr(self, kind)) for kind in KINDS}
+
+    def compare(
+        self,
+        rows: Sequence[Change],
+        expected: Mapping[str, bytes | None],
+        held: Mapping[str, Held | None],
+    ) -> None:
+        """Fold in one batch: ``expected`` digests per key, what the backend ``held``."""
+        self.checked += len(rows)
+        for row in rows:
+            if row.key not in held:
                 continue
-            found = held[key]
+            found, wanted = held[row.key], expected[row.key]
+            if found is not None and found[1] is not None:
+                self.live += 1
             if found is None:
-                self.missing.append(key)
-            elif found < version:
-                self.stale.append(key)
-            elif found > version:
-                self.ahead.append(key)
+                if wanted is not None:
+                    self.missing.append(row.key)
+                continue
+            version, digest = found
+            if wanted is None:
+                if digest is not None:
+                    self.extra[row.key] = version
+            elif version > row.version:
+                self.ahead.append(row.key)
+            elif version < row.version or digest is None:
+                self.stale.append(row.key)
+            elif digest != wanted:
+                self.different.append(row.key)
 
 
-async def verify(runtime: Runtime, spec: EntitySpec) -> list[Drift]:
-    """Compare Postgres with every backend that projects the repository."""
+async def verify(runtime: Runtime, spec: EntitySpec, sample: int | None = None) -> list[Drift]:
+    """Compare Postgres with every backend that projects the repository: every row, or
+    ``sample`` rows picked at random (and about as many entries of each backend)."""
+    if sample is not None and sample <= 0:
+        raise ValueError(f"sample must be a positive number of rows, got {sample!r}")
     started = time.perf_counter()
     with observe.span("verify", observe.db_attributes(operation="verify", collection=spec.table)):
-        drifts = await _verify(runtime, spec)
+        drifts = await _verify(runtime, spec, sample)
     observe.verified(spec.table, drifts[0].checked if drifts else 0, time.perf_counter() - started)
     return drifts
 
 
-async def _verify(runtime: Runtime, spec: EntitySpec) -> list[Drift]:
+async def _verify(runtime: Runtime, spec: EntitySpec, sample: int | None) -> list[Drift]:
     probes = {b.name: b.drift_probe(spec) for b in runtime.backends if b.covers(spec)}
-    drifts = {name: Drift(spec.name, name) for name in probes}
-    total = 0
-    async for batch in _truth(runtime, spec):
-        total += len(batch)
-        keys = list(batch)
-        for name, probe in probes.items():
-            drifts[name].compare(batch, dict(await probe.held(keys)))
+    drifts = {name: Drift(spec.name, name, sample=sample) for name in probes}
+    seen: set[str] = set()
 
-    async def absent(keys: Sequence[str]) -> list[str]:
-        return await _absent_from_postgres(runtime, spec, keys)
+    async def check(name: str, probe: DriftProbe, rows: Sequence[Change]) -> None:
+        expected = {row.key: probe.expected(row) for row in rows}
+        drifts[name].compare(rows, expected, await probe.held(rows))
 
+    async for rows in _rows(runtime, spec, sample):
+        seen.update(row.key for row in rows)
+        await asyncio.gather(*(check(name, probe, rows) for name, probe in probes.items()))
     for name, probe in probes.items():
-        drifts[name].extra = await probe.extras(total - len(drifts[name].missing), absent)
+        drifts[name].extra.update(await _extras(runtime, spec, probe, drifts[name], seen))
     return list(drifts.values())
 
 
+async def _rows(
+    runtime: Runtime, spec: EntitySpec, sample: int | None
+) -> AsyncIterator[Sequence[Change]]:
+    if sample is None:
+        async for rows in stream_changes(runtime.engine, spec, batch_size=BATCH):
+            yield rows
+        return
+    rows = await sample_changes(runtime.engine, spec, sample)
+    for start in range(0, len(rows), BATCH):
+        yield rows[start : start + BATCH]
+
+
+async def _extras(
+    runtime: Runtime, spec: EntitySpec, probe: DriftProbe, drift: Drift, seen: set[str]
+) -> dict[str, int]:
+    """Entries held for keys not among the rows checked, whose row Postgres lacks.
+
+    A full check asks for the list only when the backend holds more entries than the
+    rows checked account for (when it can count them); a sampled one looks at about
+    ``sample`` entries the backend picks at random.
+    """
+    if drift.sample is None:
+        count = await probe.count()
+        if count is not None and count <= drift.live:
+            return {}
+    unseen: dict[str, int] = {}
+    async for entries in probe.entries(drift.sample):
+        unseen.update((key, version) for key, version in entries if key not in seen)
+    gone = await _absent_from_postgres(runtime, spec, list(unseen))
+    return {key: unseen[key] for key in gone}
+
+
 async def repair(runtime: Runtime, spec: EntitySpec, drifts: Sequence[Drift]) -> int:
-    """Enqueue outbox rows that bring each drifted backend back to Postgres; returns how many."""
+    """Enqueue outbox rows that bring each drifted backend back to Postgres; returns how many.
+
+    Each is a ``REPAIRED`` change of the key, which delivery turns into the row as it is
+    then (or, the row gone, a delete above the version the backend held).
+    """
     owed: list[tuple[Change, list[str]]] = []
     for drift in drifts:
-        target = [drift.target]
-        keys = [*drift.missing, *drift.stale]
-        current = await current_changes(runtime.engine, spec, keys, Operation.UPDATED)
-        owed.extend((change, target) for change in current.values())
-        for key, version in drift.extra.items():
-            owed.append((Change(spec.table, key, Operation.DELETED, version + 1, {}), target))
+        keys = dict.fromkeys([*drift.missing, *drift.stale, *drift.different], 0)
+        keys.update(drift.extra)
+        owed.extend(
+            (Change(spec.table, key, Operation.REPAIRED, version, {}), [drift.target])
+            for key, version in keys.items()
+        )
     return await runtime.outbox.enqueue(owed)
-
-
-async def _truth(runtime: Runtime, spec: EntitySpec) -> AsyncIterator[dict[str, int]]:
-    columns = [getattr(spec.model, spec.codec.primary_key), spec.model.version]
-    async for rows in stream_rows(runtime.engine, spec, columns, batch_size=BATCH):
-        yield {str(row[0]): int(row[1]) for row in rows}
 
 
 async def _absent_from_postgres(

@@ -15,7 +15,7 @@ the read path without servers, and see exactly what reached each seam:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,8 +34,8 @@ from satellites_repo.model import (
 if TYPE_CHECKING:
     from satellites_repo.model import EntitySpec
     from satellites_repo.types import (
-        AbsentKeys,
         CacheReader,
+        Held,
         HybridRanker,
         Progress,
         RowSource,
@@ -129,17 +129,32 @@ class FakeBackend:
 
 
 class _FakeProbe:
+    """Holds versions only: its content is the version (an empty digest)."""
+
     def __init__(self, backend: FakeBackend, spec: EntitySpec) -> None:
         self._backend = backend
         self._table = spec.table
 
-    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
-        return {key: self._backend.held.get((self._table, key)) for key in keys}
+    def expected(self, row: Change) -> bytes:
+        return b""
 
-    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
-        mine = [key for (table, key), v in self._backend.held.items() if table == self._table]
-        gone = await absent(mine)
-        return {key: self._backend.held[(self._table, key)] or 0 for key in gone}
+    async def held(self, rows: Sequence[Change]) -> Mapping[str, Held | None]:
+        held = self._backend.held
+        found = {row.key: held.get((self._table, row.key)) for row in rows}
+        return {key: None if version is None else (version, b"") for key, version in found.items()}
+
+    async def count(self) -> int:
+        return len(self._mine())
+
+    async def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
+        yield self._mine()[:sample]
+
+    def _mine(self) -> list[tuple[str, int]]:
+        return [
+            (key, version)
+            for (table, key), version in self._backend.held.items()
+            if table == self._table and version is not None
+        ]
 
 
 class RecordingBus(InProcessEventBus):

@@ -100,11 +100,14 @@ class Namespace:
         rows: Rows,
         metadata: list[StoredMetadata | None] | None,
         versions: list[int | None] | None,
+        *,
+        rewrite: bool = False,
     ) -> list[bool]:
         """Insert or replace ``ids`` as if one by one; return which items were applied.
 
         Item ``i`` is ignored when it carries a version not above the id's stored
-        version or tombstone (an earlier item of the same batch counts as stored); of an
+        version or tombstone (``rewrite``: below it; an item at the stored version then
+        replaces it) (an earlier item of the same batch counts as stored); of an
         id repeated without versions the last item wins. The rows go to FAISS in one
         add, while the id maps are built beside it; nothing else changes until the add
         succeeded, so a failing add leaves the namespace as it was.
@@ -113,7 +116,7 @@ class Namespace:
         if versions is None:
             applied, positions = [True] * len(ids), range(len(ids))
         else:
-            applied, positions = self._plan_versioned(ids, versions)
+            applied, positions = self._plan_versioned(ids, versions, rewrite)
         if not positions:
             return applied
         keys = ids if versions is None else [ids[p] for p in positions]
@@ -185,18 +188,22 @@ class Namespace:
             )
         ]
 
-    def get(self, key: str) -> VectorRecord | None:
-        """Return what is stored for ``key``, or ``None``."""
-        label = self._labels.get(key)
-        if label is None:
-            return None
-        vector = self._store.vectors(np.array([label], dtype=np.int64))[0]
-        return VectorRecord(
-            id=key,
-            vector=tuple(vector.tolist()),
-            metadata=_copy(self._metadata.get(key)),
-            version=self._versions.get(key),
-        )
+    def get(self, keys: Sequence[str]) -> list[VectorRecord | None]:
+        """Return what is stored for each of ``keys`` (``None``: nothing), in one lookup."""
+        found = [key for key in keys if key in self._labels]
+        if not found:
+            return [None] * len(keys)
+        vectors = self._store.vectors(np.array([self._labels[k] for k in found], dtype=np.int64))
+        records = {
+            key: VectorRecord(
+                id=key,
+                vector=tuple(vector.tolist()),
+                metadata=_copy(self._metadata.get(key)),
+                version=self._versions.get(key),
+            )
+            for key, vector in zip(found, vectors, strict=True)
+        }
+        return [records.get(key) for key in keys]
 
     def _add(
         self, rows: Rows, keys: list[str], labels: range
@@ -223,7 +230,7 @@ class Namespace:
         return new_labels, new_ids, superseded
 
     def _plan_versioned(
-        self, ids: list[str], versions: list[int | None]
+        self, ids: list[str], versions: list[int | None], rewrite: bool
     ) -> tuple[list[bool], list[int]]:
         """Decide which items apply, as if applied one by one, without changing anything.
 
@@ -232,7 +239,8 @@ class Namespace:
         applied: list[bool] = []
         winners: dict[str, int] = {}
         for position, (key, version) in enumerate(zip(ids, versions, strict=True)):
-            if version is not None and version <= self._version_floor(key, winners, versions):
+            floor = self._version_floor(key, winners, versions)
+            if version is not None and (version < floor or (version == floor and not rewrite)):
                 applied.append(False)
                 continue
             winners[key] = position

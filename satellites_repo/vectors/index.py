@@ -179,6 +179,7 @@ class VectorIndex:
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         *,
         versions: Sequence[int | None] | None = None,
+        rewrite: bool = False,
     ) -> list[bool]:
         """Insert or replace many vectors with one FAISS add; return which were applied.
 
@@ -187,6 +188,9 @@ class VectorIndex:
         versions). ``vectors`` is a sequence of sequences or a 2-D array with one row per
         id; ``metadata`` and ``versions``, if given, have one entry per id. Any invalid
         item rejects the whole batch before anything changes.
+
+        ``rewrite``: an item at the version the id holds replaces it too (mending content
+        that drifted under an unchanged version); an older one is still ignored.
         """
 
         def work() -> list[bool]:
@@ -195,7 +199,7 @@ class VectorIndex:
             rows = checked_rows(vectors, self._spec.dimension, len(keys))
             stored = None if metadata is None else check_metadata_list(metadata, len(keys))
             checked = None if versions is None else check_versions(versions, len(keys))
-            return self._upsert(name, keys, rows, stored, checked)
+            return self._upsert(name, keys, rows, stored, checked, rewrite)
 
         return await asyncio.to_thread(work)
 
@@ -258,10 +262,15 @@ class VectorIndex:
 
     async def get(self, namespace: str, vector_id: str) -> VectorRecord | None:
         """Return the stored vector, metadata and version of one id, or ``None``."""
+        return (await self.get_many(namespace, [check_id(vector_id)]))[0]
 
-        def work() -> VectorRecord | None:
-            key = check_id(vector_id)
-            return self._call(check_namespace(namespace), lambda ns: ns.get(key), create=False)
+    async def get_many(self, namespace: str, ids: Sequence[str]) -> list[VectorRecord | None]:
+        """``get`` for many ids in one lookup, in their order (``None`` where absent)."""
+
+        def work() -> list[VectorRecord | None]:
+            keys = check_ids(ids)
+            found = self._call(check_namespace(namespace), lambda ns: ns.get(keys), create=False)
+            return found or [None] * len(keys)
 
         return await asyncio.to_thread(work)
 
@@ -349,11 +358,12 @@ class VectorIndex:
         rows: Rows,
         metadata: list[StoredMetadata | None] | None,
         versions: list[int | None] | None,
+        rewrite: bool = False,
     ) -> list[bool]:
         if not keys:
             return []
         applied = self._call(
-            name, lambda ns: ns.upsert(keys, rows, metadata, versions), create=True
+            name, lambda ns: ns.upsert(keys, rows, metadata, versions, rewrite=rewrite), create=True
         )
         return applied or []
 

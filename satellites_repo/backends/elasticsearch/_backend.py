@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,11 +42,13 @@ from satellites_repo.health import proven
 from satellites_repo.model import (
     Change,
     DenseVector,
+    Operation,
     RankedHit,
     RankedPage,
     SearchIndex,
     Suggestion,
 )
+from satellites_repo.model.codec import same_vector
 
 if TYPE_CHECKING:
     from satellites_repo.config import ElasticsearchConfig
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
         VectorField,
         VectorQuery,
     )
-    from satellites_repo.types import AbsentKeys, Progress, RowSource
+    from satellites_repo.types import Held, Progress, RowSource
 
 __all__ = ["ElasticsearchBackend"]
 
@@ -284,7 +286,10 @@ class ElasticsearchBackend:
             "_index": into or self.alias(index),
             "_id": change.key,
             "version": change.version,
-            "version_type": "external",
+            # A repair may replace a document at its own version (its content drifted).
+            "version_type": "external_gte"
+            if change.operation is Operation.REPAIRED
+            else "external",
         }
         if not spec.indexed(change):  # deleted, or no longer matching ``index_when``
             return [{"delete": meta}]
@@ -432,23 +437,70 @@ class ElasticsearchBackend:
 
 
 class _SearchProbe:
+    """Documents compared as ``RowCodec.digest`` of their ``_source`` and of the document
+    the row makes (``document``, computed fields included)."""
+
     def __init__(self, backend: ElasticsearchBackend, spec: EntitySpec) -> None:
         self._client = backend.client
-        self._alias = backend.alias(backend._index(spec))
+        self._spec = spec
+        self._index = backend._index(spec)
+        self._alias = backend.alias(self._index)
 
-    async def held(self, keys: Sequence[str]) -> Mapping[str, int | None]:
-        response = await self._client.mget(index=self._alias, ids=list(keys), source=False)
+    def expected(self, row: Change) -> bytes | None:
+        if not self._spec.indexed(row):
+            return None
+        try:
+            return self._spec.codec.digest(document(self._spec, self._index, row))
+        except ProjectionError:  # a computed field fails: the row cannot be indexed
+            return None
+
+    async def held(self, rows: Sequence[Change]) -> Mapping[str, Held | None]:
+        # Elasticsearch 9 leaves dense vectors out of _source unless asked (the client
+        # has no argument for it yet).
+        params = {} if self._index.vector is None else {"_source_exclude_vectors": "false"}
+        response = await self._client.perform_request(
+            "POST",
+            f"/{self._alias}/_mget",
+            params=params,
+            headers={"accept": "application/json", "content-type": "application/json"},
+            body={"ids": [row.key for row in rows]},
+        )
+        by_key = {row.key: row for row in rows}
         return {
-            doc["_id"]: (int(doc["_version"]) if doc.get("found") else None)
+            doc["_id"]: (int(doc["_version"]), self._digest(doc["_source"], by_key[doc["_id"]]))
+            if doc.get("found")
+            else None
             for doc in response["docs"]
         }
 
-    async def extras(self, expected: int, absent: AbsentKeys) -> dict[str, int]:
-        """Counts first; the ids are listed only when the index holds more than expected."""
+    def _digest(self, source: dict[str, Any], row: Change) -> bytes:
+        """The digest of a document. Elasticsearch leaves a null vector out of _source and
+        rebuilds a cosine one from its unit vector: a vector equal to the row's up to
+        float32 rounding counts as the row's."""
+        vector = self._index.vector
+        if vector is not None:
+            held, expected = source.get(vector.column), row.payload.get(vector.column)
+            if held is not None and expected is not None and same_vector(held, expected):
+                held = expected
+            source = {**source, vector.column: held}
+        return self._spec.codec.digest(source)
+
+    async def count(self) -> int:
         await self._client.indices.refresh(index=self._alias)
-        if int((await self._client.count(index=self._alias))["count"]) <= expected:
-            return {}
-        versions: dict[str, int] = {}
+        return int((await self._client.count(index=self._alias))["count"])
+
+    async def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
+        """Every document in index order, or ``sample`` of them by a random score."""
+        if sample is not None:
+            response = await self._client.search(
+                index=self._alias,
+                query={"function_score": {"random_score": {}}},
+                size=min(sample, MAX_WINDOW - 1),
+                source=False,
+                version=True,
+            )
+            yield [(hit["_id"], int(hit["_version"])) for hit in response["hits"]["hits"]]
+            return
         after: list[Any] | None = None
         while True:
             response = await self._client.search(
@@ -461,10 +513,9 @@ class _SearchProbe:
             )
             hits = response["hits"]["hits"]
             if not hits:
-                break
-            versions.update((hit["_id"], int(hit["_version"])) for hit in hits)
+                return
+            yield [(hit["_id"], int(hit["_version"])) for hit in hits]
             after = hits[-1]["sort"]
-        return {key: versions[key] for key in await absent(list(versions))}
 
 
 @dataclass(frozen=True, slots=True)
