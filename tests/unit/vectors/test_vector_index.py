@@ -142,6 +142,34 @@ async def test_stale_versioned_upsert_is_ignored(index: VectorIndex) -> None:
     assert record.version == 6
 
 
+async def test_a_rewrite_replaces_the_same_version_never_an_older_one(
+    index: VectorIndex,
+) -> None:
+    await index.upsert_many("ns", ["a", "b"], [unit(1), unit(1)], [{"v": 1}, None], versions=[5, 5])
+
+    applied = await index.upsert_many(
+        "ns", ["a", "b"], [unit(0, 1), unit(0, 1)], [{"v": 2}, None], versions=[5, 4], rewrite=True
+    )
+
+    assert applied == [True, False]
+    a, b = await index.get_many("ns", ["a", "b"])
+    assert a == VectorRecord(id="a", vector=tuple(unit(0, 1)), metadata={"v": 2}, version=5)
+    assert b is not None
+    assert (b.vector, b.version) == (tuple(unit(1)), 5)
+    assert await index.upsert("ns", "a", unit(1), version=5) is False  # not without rewrite
+    assert_consistent(index, "ns")
+
+
+async def test_get_many_answers_in_order_with_none_where_absent(index: VectorIndex) -> None:
+    assert await index.get_many("unknown", ["a"]) == [None]
+    await index.upsert_many("ns", ["a", "b"], [unit(1), unit(0, 1)], versions=[1, 2])
+
+    found = await index.get_many("ns", ["b", "x", "a"])
+
+    assert [None if record is None else record.id for record in found] == ["b", None, "a"]
+    assert found[0] == await index.get("ns", "b")
+
+
 async def test_unversioned_upsert_always_applies_and_clears_the_version(
     index: VectorIndex,
 ) -> None:
