@@ -9,7 +9,7 @@ failing fakes in ``satellites_repo.testing.fakes``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
@@ -129,9 +129,12 @@ class DriftProbe(Protocol):
         """How many live entries it holds, when it can tell cheaply (``None``: it cannot)."""
         ...
 
-    def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
-        """The (key, version) of the live entries it holds, in batches: every one, or
-        about ``sample`` of them picked at random (how verify finds extras)."""
+    def entries(
+        self, sample: int | None, skip: Container[str]
+    ) -> AsyncIterator[list[tuple[str, int]]]:
+        """The (key, version) of the live entries it holds, but for the keys in ``skip``
+        (rows already compared), in batches: every one, or about ``sample`` of them picked
+        at random (how verify finds extras)."""
         ...
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from satellites_repo.backends._isolation import bisected, rejected_error
 from satellites_repo.errors import ConfigurationError, ProjectionError, Rejection, VectorIndexError
 from satellites_repo.model import Change, Operation, json_safe
-from satellites_repo.model.codec import digest_of
+from satellites_repo.model.codec import digest_of, float32_digest
 from satellites_repo.vectors import VectorIndex, checked_vector
 
 if TYPE_CHECKING:
@@ -318,13 +318,13 @@ class _VectorProbe:
     async def count(self) -> int:
         return len(await self._all_versions())
 
-    async def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
+    async def entries(
+        self, sample: int | None, skip: Container[str]
+    ) -> AsyncIterator[list[tuple[str, int]]]:
         versions = await self._all_versions()
-        keys = (
-            list(versions)
-            if sample is None
-            else random.sample(list(versions), k=min(sample, len(versions)))
-        )
+        keys = [key for key in versions if key not in skip]
+        if sample is not None:
+            keys = random.sample(keys, k=min(sample, len(keys)))
         for start in range(0, len(keys), REBUILD_BATCH):
             yield [(key, versions[key] or 0) for key in keys[start : start + REBUILD_BATCH]]
 
@@ -336,8 +336,7 @@ class _VectorProbe:
     def _digest(
         self, vector: Sequence[float] | np.ndarray[Any, Any], metadata: Mapping[str, Any]
     ) -> bytes:
-        stored = np.asarray(vector, dtype=np.float32).tobytes()
-        return digest_of([stored, self._spec.codec.digest(metadata)])
+        return digest_of([float32_digest(vector), self._spec.codec.digest(metadata)])
 
 
 def expected_metadata(names: Sequence[str], change: Change) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -277,14 +277,17 @@ class _CacheProbe:
     async def count(self) -> None:
         return None  # Redis counts keys per database, not per prefix
 
-    async def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
+    async def entries(
+        self, sample: int | None, skip: Container[str]
+    ) -> AsyncIterator[list[tuple[str, int]]]:
         """SCAN's order is the hash table's, unrelated to keys or age: a sample is the
         first ``sample`` live entries it lists."""
         backend, spec = self._backend, self._spec
         listed = 0
         scan = backend.client.scan_iter(match=backend.pattern(spec), count=REBUILD_BATCH)
         async for batch in _batched(scan, REBUILD_BATCH):
-            keys = [backend.row_of(spec, name.decode()) for name in batch]
+            listed_keys = (backend.row_of(spec, name.decode()) for name in batch)
+            keys = [key for key in listed_keys if key not in skip]
             cached = await backend.read(spec, keys)
             live = [
                 (key, entry.version)

@@ -48,6 +48,7 @@ __all__ = [
     "NON_FINITE",
     "RowCodec",
     "digest_of",
+    "float32_digest",
     "json_bytes",
     "json_default",
     "json_safe",
@@ -113,6 +114,12 @@ def digest_of(value: Any) -> bytes:
     return hashlib.blake2b(encoded, digest_size=16).digest()
 
 
+def float32_digest(values: Any) -> str:
+    """A digest of numbers as float32 (a vector: hashed apart, not written out as JSON)."""
+    data = np.asarray(values, dtype=np.float32).tobytes()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def same_vector(held: Any, expected: Any) -> bool:
     """Whether a vector a backend gives back is ``expected`` up to float32 rounding.
 
@@ -130,7 +137,7 @@ def same_vector(held: Any, expected: Any) -> bool:
 def _canonical(value: Any, float32: bool) -> Any:
     """One spelling of a typed column value (see the module's docstring)."""
     if float32 and isinstance(value, list):
-        return np.asarray(value, dtype=np.float32).tobytes()
+        return float32_digest(value)
     if float32 and isinstance(value, float):
         return float(np.float32(value))
     if isinstance(value, dt.datetime) and value.tzinfo is not None:

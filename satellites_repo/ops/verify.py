@@ -123,8 +123,12 @@ async def _verify(runtime: Runtime, spec: EntitySpec, sample: int | None) -> lis
     seen: set[str] = set()
 
     async def check(name: str, probe: DriftProbe, rows: Sequence[Change]) -> None:
-        expected = {row.key: probe.expected(row) for row in rows}
-        drifts[name].compare(rows, expected, await probe.held(rows))
+        # Digests are CPU work: in a thread, so a verify inside an application's process
+        # leaves its event loop free between batches' round trips.
+        expected, held = await asyncio.gather(
+            asyncio.to_thread(_expected, probe, rows), probe.held(rows)
+        )
+        drifts[name].compare(rows, expected, held)
 
     async for rows in _rows(runtime, spec, sample):
         seen.update(row.key for row in rows)
@@ -132,6 +136,10 @@ async def _verify(runtime: Runtime, spec: EntitySpec, sample: int | None) -> lis
     for name, probe in probes.items():
         drifts[name].extra.update(await _extras(runtime, spec, probe, drifts[name], seen))
     return list(drifts.values())
+
+
+def _expected(probe: DriftProbe, rows: Sequence[Change]) -> dict[str, bytes | None]:
+    return {row.key: probe.expected(row) for row in rows}
 
 
 async def _rows(
@@ -160,8 +168,8 @@ async def _extras(
         if count is not None and count <= drift.live:
             return {}
     unseen: dict[str, int] = {}
-    async for entries in probe.entries(drift.sample):
-        unseen.update((key, version) for key, version in entries if key not in seen)
+    async for entries in probe.entries(drift.sample, seen):
+        unseen.update(entries)
     gone = await _absent_from_postgres(runtime, spec, list(unseen))
     return {key: unseen[key] for key in gone}
 

@@ -15,7 +15,7 @@ the read path without servers, and see exactly what reached each seam:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -146,8 +146,10 @@ class _FakeProbe:
     async def count(self) -> int:
         return len(self._mine())
 
-    async def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
-        yield self._mine()[:sample]
+    async def entries(
+        self, sample: int | None, skip: Container[str]
+    ) -> AsyncIterator[list[tuple[str, int]]]:
+        yield [(key, version) for key, version in self._mine() if key not in skip][:sample]
 
     def _mine(self) -> list[tuple[str, int]]:
         return [

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -489,7 +489,9 @@ class _SearchProbe:
         await self._client.indices.refresh(index=self._alias)
         return int((await self._client.count(index=self._alias))["count"])
 
-    async def entries(self, sample: int | None) -> AsyncIterator[list[tuple[str, int]]]:
+    async def entries(
+        self, sample: int | None, skip: Container[str]
+    ) -> AsyncIterator[list[tuple[str, int]]]:
         """Every document in index order, or ``sample`` of them by a random score."""
         if sample is not None:
             response = await self._client.search(
@@ -499,7 +501,7 @@ class _SearchProbe:
                 source=False,
                 version=True,
             )
-            yield [(hit["_id"], int(hit["_version"])) for hit in response["hits"]["hits"]]
+            yield _unskipped(response["hits"]["hits"], skip)
             return
         after: list[Any] | None = None
         while True:
@@ -514,8 +516,12 @@ class _SearchProbe:
             hits = response["hits"]["hits"]
             if not hits:
                 return
-            yield [(hit["_id"], int(hit["_version"])) for hit in hits]
+            yield _unskipped(hits, skip)
             after = hits[-1]["sort"]
+
+
+def _unskipped(hits: Sequence[Mapping[str, Any]], skip: Container[str]) -> list[tuple[str, int]]:
+    return [(hit["_id"], int(hit["_version"])) for hit in hits if hit["_id"] not in skip]
 
 
 @dataclass(frozen=True, slots=True)
