@@ -135,7 +135,7 @@ async def run(count: int, repetitions: int) -> dict[str, Any]:
                 elapsed, rows[name] = await timed(work)
                 seconds[name].append(elapsed)
                 print(f"  {repetition + 1}/{repetitions} {name}: {elapsed:.2f} s", flush=True)
-    figures = {
+    figures: dict[str, dict[str, Any]] = {
         name: {
             "rows": rows[name],
             "seconds_median": statistics.median(values),
