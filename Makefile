@@ -15,6 +15,8 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 # benchmarks/engines.py: vector engines at 100k vectors; ENGINE_ARGS="--size 1000000" for 1M.
 ENGINE_ARGS ?=
+# benchmarks/verify.py: verify's rows/s at 50k rows; VERIFY_ARGS="--rows 10000" for less.
+VERIFY_ARGS ?=
 
 .PHONY: help install services services-down test lint format demo bench clean
 
@@ -26,7 +28,7 @@ help:
 	@echo "make lint           ruff check, ruff format --check, mypy, import contracts"
 	@echo "make format         sort imports and format with ruff"
 	@echo "make demo           run 'satellites demo' against the services"
-	@echo "make bench          run benchmarks/run.py and engines.py (BENCH_ARGS=..., ENGINE_ARGS=...)"
+	@echo "make bench          run benchmarks/run.py, engines.py and verify.py (BENCH_ARGS=..., ENGINE_ARGS=..., VERIFY_ARGS=...)"
 	@echo "make clean          remove caches and build output (not $(VENV), not service data)"
 
 install: $(INSTALL_STAMP)
@@ -65,6 +67,7 @@ demo: install services
 bench: install services
 	$(WITH_ENV) $(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 	$(WITH_ENV) $(BIN)/python benchmarks/engines.py $(ENGINE_ARGS)
+	$(WITH_ENV) $(BIN)/python benchmarks/verify.py $(VERIFY_ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist

@@ -3,7 +3,9 @@
 A cached value is ``b"<version>:<json>"``; a tombstone (a deleted row) is
 ``b"<version>:"`` with a short TTL. Every write goes through one Lua script that refuses
 a version not newer than the one stored, so a slow reader that loaded an old row, or a
-replayed change, can never put an older row (or a deleted one) back into the cache.
+replayed change, can never put an older row (or a deleted one) back into the cache. A
+repair (``Operation.REPAIRED``) may also replace an entry at its own version, whose
+content drifted.
 Reads are one MGET for any number of keys, under ``RedisConfig.call_timeout``: a slow or
 absent Redis makes a read fall back to Postgres, never wait (the client never retries).
 """
