@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -183,7 +184,9 @@ class FaissBackend:
     async def _apply_batch(
         self, namespace: str, batch: _NamespaceBatch
     ) -> list[tuple[Change, Rejection]]:
-        async def write(items: Sequence[_Upsert], rewrite: bool) -> list[tuple[_Upsert, Rejection]]:
+        async def upsert(
+            items: Sequence[_Upsert], *, rewrite: bool = False
+        ) -> list[tuple[_Upsert, Rejection]]:
             await self.index.upsert_many(
                 namespace,
                 [item.change.key for item in items],
@@ -194,12 +197,6 @@ class FaissBackend:
             )
             return []
 
-        async def upsert(items: Sequence[_Upsert]) -> list[tuple[_Upsert, Rejection]]:
-            return await write(items, rewrite=False)
-
-        async def rewrite(items: Sequence[_Upsert]) -> list[tuple[_Upsert, Rejection]]:
-            return await write(items, rewrite=True)
-
         async def delete(items: Sequence[Change]) -> list[tuple[Change, Rejection]]:
             keys = [change.key for change in items]
             await self.index.delete_many(
@@ -208,7 +205,7 @@ class FaissBackend:
             return []
 
         upserted = await bisected(batch.upserts, upsert, _refusal)
-        upserted += await bisected(batch.rewrites, rewrite, _refusal)
+        upserted += await bisected(batch.rewrites, partial(upsert, rewrite=True), _refusal)
         refused = [(item.change, why) for item, why in upserted]
         return refused + await bisected(batch.deletes, delete, _refusal)
 
