@@ -4,6 +4,7 @@ for real in Redis, Elasticsearch and FAISS, found by kind and mended by ``repair
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,7 +14,7 @@ from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo.model import json_bytes
 from satellites_repo.ops import Drift
 from tests.integration.conftest import run_cli
-from tests.integration.models import Article, Articles
+from tests.integration.models import REPOSITORIES, Article, Articles
 from tests.integration.stores import assert_projections_equal_postgres, commit_articles
 
 
@@ -273,3 +274,28 @@ async def test_the_cli_reports_counts_per_kind_and_repairs(
     assert code == 0, output
     code, output = await satellites("verify", "--sample", "0")
     assert code == 2, output
+
+
+async def test_a_faiss_repair_reaches_every_instance_that_follows_the_outbox(
+    config: DataLayerConfig, layer: DataLayer, tmp_path: Path
+) -> None:
+    (article,) = await commit_articles(layer, 1)
+    key = str(article.id)
+    other = config.replace(faiss=config.faiss.replace(index_path=tmp_path / "other"))
+    async with DataLayer(other, repositories=REPOSITORIES) as second:
+        for instance in (layer, second):  # the same drift in both copies
+            record = await instance.vectors.get("articles", key)
+            assert record is not None
+            await instance.vectors.upsert_many(
+                "articles", [key], [list(record.vector)], [{"tenant_id": "elsewhere"}],
+                versions=[record.version], rewrite=True,
+            )  # fmt: skip
+        assert (await drifts_of(second))["faiss"].different == [key]
+
+        await repaired(layer, await drifts_of(layer))  # from the first instance only
+        await second.operations.follow()
+
+        only((await drifts_of(second))["faiss"])
+        record = await second.vectors.get("articles", key)
+        assert record is not None
+        assert record.metadata == {"tenant_id": "acme"}
