@@ -1,13 +1,16 @@
 """The Redis backend: whole rows as versioned JSON, written only if newer; read-through cache.
 
-A cached value is ``b"<version>:<json>"``; a tombstone (a deleted row) is
-``b"<version>:"`` with a short TTL. Every write goes through one Lua script that refuses
-a version not newer than the one stored, so a slow reader that loaded an old row, or a
-replayed change, can never put an older row (or a deleted one) back into the cache. A
-repair (``Operation.REPAIRED``) may also replace an entry at its own version, whose
-content drifted.
-Reads are one MGET for any number of keys, under ``RedisConfig.call_timeout``: a slow or
-absent Redis makes a read fall back to Postgres, never wait (the client never retries).
+A cached value is ``b"<version>:<fingerprint>:<json>"`` (the codec's cache body, vectors
+packed); a tombstone (a deleted row) is ``b"<version>:"`` with a short TTL. Every write
+goes through one Lua script that refuses a version older than the one stored, or the
+same version in the same shape, so a slow reader that loaded an old row, or a replayed
+change, can never put an older row (or a deleted one) back into the cache. The
+fingerprint names the model's columns: a row cached before a migration added a column is
+of another shape, so a read treats it as a miss and the fill that follows replaces it,
+at the same version. A repair (``Operation.REPAIRED``) may also replace an entry at its
+own version, whose content drifted. Reads are one GET or MGET for any number of keys,
+under ``RedisConfig.call_timeout``: a slow or absent Redis makes a read fall back to
+Postgres, never wait (the client never retries).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from redis.exceptions import RedisError
 from satellites_repo.backends._isolation import rejected_error
 from satellites_repo.errors import ProjectionError, Rejection, UnavailableError
 from satellites_repo.health import proven
-from satellites_repo.model import Change, Operation, json_bytes
+from satellites_repo.model import Change, Operation
 from satellites_repo.model.codec import digest_of
 from satellites_repo.retry import FailureLog
 
@@ -43,16 +46,19 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# KEYS[1] the row's key; ARGV: the version a stored one must be below for the write to
-# apply (the row's version, or one more for a repair, which may replace content at the
-# same version), the value to store ("<version>:<json>", built by the client so Lua never
-# copies the body), TTL seconds. Only the head of the stored value is read: the version
-# is all the guard needs.
+# KEYS[1] the row's key; ARGV: version, the value to store (built by the client so Lua
+# never copies the body), TTL seconds, the value's fingerprint ("" for a tombstone), "1"
+# for a repair (which replaces whatever its own version holds). Only the head of the
+# stored value is read: the version and the shape are all the guard needs. A tombstone's
+# shape is "", so no row of its version ever replaces it, but a repair.
 _GUARDED_SET = """
-local head = redis.call('GETRANGE', KEYS[1], 0, 20)
+local head = redis.call('GETRANGE', KEYS[1], 0, 40)
 if head ~= '' then
-  local current = tonumber(string.match(head, '^(%d+):'))
-  if current and current >= tonumber(ARGV[1]) then
+  local current, shape = string.match(head, '^(%d+):([^:]*)')
+  current = tonumber(current)
+  local version = tonumber(ARGV[1])
+  if current and (current > version or (current == version and ARGV[5] ~= '1' and
+                                        (shape == ARGV[4] or shape == ''))) then
     return 0
   end
 end
@@ -66,9 +72,11 @@ REBUILD_BATCH = 500
 
 @dataclass(frozen=True, slots=True)
 class CachedRow:
-    """What the cache holds for one key: a row's JSON, or a tombstone (``body`` empty)."""
+    """What the cache holds for one key: a row's cache body (see ``RowCodec.cache_body``)
+    and the fingerprint of its shape, or a tombstone (``body`` empty)."""
 
     version: int
+    fingerprint: str
     body: bytes
 
     @property
@@ -77,20 +85,27 @@ class CachedRow:
 
     @classmethod
     def parse(cls, raw: bytes) -> CachedRow | None:
-        head, separator, body = raw.partition(b":")
+        head, separator, rest = raw.partition(b":")
         if not separator or not head.isdigit():
             return None
-        return cls(int(head), body)
+        fingerprint, _, body = rest.partition(b":")
+        return cls(int(head), fingerprint.decode(errors="replace"), body)
+
+    def value(self) -> bytes:
+        """The row as Redis stores it."""
+        if self.is_tombstone:
+            return b"%d:" % self.version
+        return b"%d:%s:%s" % (self.version, self.fingerprint.encode(), self.body)
 
 
-def _client(config: RedisConfig) -> redis.Redis:
+def _client(config: RedisConfig, *, socket_timeout: float | None) -> redis.Redis:
     return redis.Redis(
         host=config.host,
         port=config.port,
         db=config.db,
         username=config.username,
         password=config.password_value(),
-        socket_timeout=config.timeout,
+        socket_timeout=socket_timeout,
         socket_connect_timeout=config.timeout,
         health_check_interval=30,
         retry=Retry(NoBackoff(), 0),  # a deadline, not a retry storm, bounds every call
@@ -107,6 +122,7 @@ class RedisBackend:
         self._config = config
         self._registry = registry
         self._client: redis.Redis | None = None
+        self._reader: redis.Redis | None = None
         self._guarded_set: Any = None
         self.read_failures = FailureLog(logger, "a Redis cache call", then="using Postgres")
 
@@ -132,14 +148,20 @@ class RedisBackend:
         return spec.cache is not None
 
     async def open(self) -> None:
-        client = _client(self._config)
+        """Two pools: the native client (deliveries, operations; socket timeouts), and the
+        request path's reader, whose one deadline is ``call_timeout`` around each call: a
+        socket timeout there would add redis-py's own timer (and a task per send) to every
+        cached read. A call cancelled by the deadline drops its connection (redis-py)."""
+        client = _client(self._config, socket_timeout=self._config.timeout)
         self._client = await proven(client, _ping, client.aclose)
+        self._reader = _client(self._config, socket_timeout=None)
         self._guarded_set = self._client.register_script(_GUARDED_SET)
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        for client in (self._reader, self._client):
+            if client is not None:
+                await client.aclose()
+        self._client = self._reader = None
 
     async def check(self) -> None:
         await _ping(self.client)
@@ -147,22 +169,22 @@ class RedisBackend:
     async def apply(self, changes: Sequence[Change]) -> None:
         """One pipeline; a key Redis refuses (an error reply) is reported alone in
         ``ProjectionError.rejected`` and stays owed, the other keys are written."""
-        writes: list[tuple[str, int, bytes, int, int]] = []
+        writes: list[tuple[str, CachedRow, int, bool]] = []
         written: list[Change] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.cache is None:
                 continue
             if change.operation is Operation.DELETED:
-                body, ttl = b"", spec.cache.tombstone_ttl
+                row, ttl = CachedRow(change.version, "", b""), spec.cache.tombstone_ttl
             else:
-                body, ttl = json_bytes(change.payload), spec.cache.ttl
-            refused_at = change.version + (1 if change.operation is Operation.REPAIRED else 0)
-            key = self.key(change.table, change.key)
-            writes.append((key, change.version, body, ttl, refused_at))
+                body = spec.codec.cache_body(change.payload)
+                row, ttl = CachedRow(change.version, spec.codec.fingerprint, body), spec.cache.ttl
+            repair = change.operation is Operation.REPAIRED
+            writes.append((self.key(change.table, change.key), row, ttl, repair))
             written.append(change)
         try:
-            replies = await self._write(writes)
+            replies = await self._write(self.client, writes)
         except _ERRORS as exc:
             raise ProjectionError(self.name, f"cache write failed: {exc}") from exc
         refused = [
@@ -174,34 +196,46 @@ class RedisBackend:
         if error is not None:
             raise error
 
-    async def _write(self, writes: Sequence[tuple[str, int, bytes, int, int]]) -> list[Any]:
-        """Guarded writes of (key, version, body, ttl, refused_at: the stored version that
-        refuses it) in one pipeline round trip; the reply of each (an exception where Redis
-        refused that key)."""
+    async def _write(
+        self, client: redis.Redis, writes: Sequence[tuple[str, CachedRow, int, bool]]
+    ) -> list[Any]:
+        """Guarded writes of (key, row, ttl, repair) in one pipeline round trip; the reply
+        of each (an exception where Redis refused that key)."""
         if not writes:
             return []
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key, version, body, ttl, refused_at in writes:
-                value = b"%d:%s" % (version, body)
-                await self._guarded_set(keys=[key], args=[refused_at, value, ttl], client=pipe)
+        async with client.pipeline(transaction=False) as pipe:
+            for key, row, ttl, repair in writes:
+                args = [row.version, row.value(), ttl, row.fingerprint, "1" if repair else ""]
+                await self._guarded_set(keys=[key], args=args, client=pipe)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
 
     async def read(self, spec: EntitySpec, keys: Sequence[str]) -> list[CachedRow | None]:
-        """One MGET; ``None`` where the key is absent or unreadable."""
-        if not keys:
+        """One GET or MGET; ``None`` where the key is absent or unreadable."""
+        return await self._read(self.client, spec, keys)
+
+    async def _read(
+        self, client: redis.Redis, spec: EntitySpec, keys: Sequence[str]
+    ) -> list[CachedRow | None]:
+        if len(keys) == 1:  # GET: a lighter reply than a one-item MGET
+            raw_values: list[Any] = [await client.get(self.key(spec.table, keys[0]))]
+        elif keys:
+            raw_values = await client.mget([self.key(spec.table, key) for key in keys])
+        else:
             return []
-        raw_values: list[Any] = await self.client.mget([self.key(spec.table, key) for key in keys])
         return [None if raw is None else CachedRow.parse(raw) for raw in raw_values]
 
     # -- CacheReader: the request path, under a deadline ---------------------------------
 
     async def cached(self, spec: EntitySpec, keys: Sequence[str]) -> dict[str, bytes]:
-        rows = await self._bounded("read", self.read(spec, keys))
+        """Live rows of the model's current shape; another shape is a miss (and is
+        replaced by the fill after it)."""
+        rows = await self._bounded("read", self._read(self._request_client(), spec, keys))
+        shape = spec.codec.fingerprint
         return {
             key: row.body
             for key, row in zip(keys, rows, strict=True)
-            if row is not None and not row.is_tombstone
+            if row is not None and row.fingerprint == shape and not row.is_tombstone
         }
 
     async def fill(
@@ -219,11 +253,17 @@ class RedisBackend:
         if late >= spec.cache.tombstone_ttl:
             logger.debug("skipped a cache fill of %s read %.1fs ago", spec.table, late)
             return
-        ttl = spec.cache.ttl
+        ttl, shape = spec.cache.ttl, spec.codec.fingerprint
         writes = [
-            (self.key(spec.table, key), version, body, ttl, version) for key, version, body in rows
+            (self.key(spec.table, key), CachedRow(version, shape, body), ttl, False)
+            for key, version, body in rows
         ]
-        await self._bounded("fill", self._write(writes))
+        await self._bounded("fill", self._write(self._request_client(), writes))
+
+    def _request_client(self) -> redis.Redis:
+        if self._reader is None:
+            raise UnavailableError(self.name, "not connected")
+        return self._reader
 
     async def _bounded(self, action: str, call: Awaitable[T]) -> T:
         """``call`` within ``call_timeout``; a failure is logged (once), raised as unavailable."""

@@ -30,11 +30,23 @@ SCOPE = "satellites_repo"
 """The instrumentation scope name of every span and instrument of the library."""
 
 
+class _Tracing:
+    """Whether a tracer provider has been set; once one is, it stays (the API sets it once),
+    so only the answer "not yet" is asked again."""
+
+    provider_set = False
+
+
 def tracing() -> bool:
     """Whether spans are worth making: the API is installed and the application has set a
     tracer provider (until then the API's proxy would make non-recording spans, at a cost
     on every read and commit)."""
-    return AVAILABLE and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    if _Tracing.provider_set:
+        return True
+    if not AVAILABLE or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return False
+    _Tracing.provider_set = True
+    return True
 
 
 @functools.cache

@@ -25,9 +25,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.orm.util import identity_key
 from typing_extensions import Unpack
 
 from satellites_repo import observe
@@ -46,7 +45,6 @@ from satellites_repo.model import (
     as_float32_vector,
 )
 from satellites_repo.model.policies import NO_SEARCH_INDEX
-from satellites_repo.model.rows import key_in
 from satellites_repo.orm.pagination import keyset_page
 from satellites_repo.orm.search import BoundSearch, hybrid_search, similar_search
 from satellites_repo.orm.translate import translated
@@ -239,7 +237,8 @@ class Repository(Generic[T]):
         ]
 
     def _from_identity_map(self, key: Any, found: dict[Any, T]) -> bool:
-        entity = self.session.sync_session.identity_map.get(identity_key(self._spec.model, key))
+        identity = self._spec.codec.mapper.identity_key_from_primary_key((key,))
+        entity = self.session.sync_session.identity_map.get(identity)
         if entity is None or not self._owns(entity):
             return False
         found[key] = entity
@@ -248,19 +247,25 @@ class Repository(Generic[T]):
     async def _from_cache(
         self, cache: CacheReader, keys: list[Any], found: dict[Any, T]
     ) -> list[Any]:
-        table = self._spec.table
-        cacheable = [str(key) for key in keys if not self._uow.touched(table, str(key))]
+        table, codec = self._spec.table, self._spec.codec
+        texts = {key: str(key) for key in keys}
+        touched = self._uow.touched
         try:
-            bodies = await cache.cached(self._spec, cacheable)
+            bodies = await cache.cached(
+                self._spec, [text for text in texts.values() if not touched(table, text)]
+            )
         except UnavailableError:
             return keys
-        codec = self._spec.codec
-        for key in keys:
-            body = bodies.get(str(key))
-            entity = None if body is None else codec.detached(codec.loads(body))
-            if entity is not None and self._owns(entity):  # another tenant's: as if absent
-                self.session.add(entity)
-                found[key] = entity
+        if bodies:
+            attach = self.session.add
+            for key, text in texts.items():
+                body = bodies.get(text)
+                if body is None:
+                    continue
+                entity = codec.detached(codec.loads(body))
+                if self._owns(entity):  # another tenant's: as if absent
+                    attach(entity)
+                    found[key] = entity
         missed = [key for key in keys if key not in found]
         observe.cache_outcome(table, len(keys) - len(missed), len(missed))
         return missed
@@ -272,9 +277,10 @@ class Repository(Generic[T]):
         self, cache: CacheReader | None, keys: list[Any], found: dict[Any, T]
     ) -> None:
         codec = self._spec.codec
-        statement = select(self._spec.model).where(key_in(self._spec, keys), *self._tenant_clause())
+        tenant = None if self._scope is None else self._scope.tenant
+        statement = _by_keys(self._spec.model, codec.primary_key, scoped=tenant is not None)
         read_at = time.monotonic()
-        loaded = list(await self.session.scalars(statement))
+        loaded = list(await self.session.scalars(statement, {"keys": keys, "tenant": tenant}))
         for entity in loaded:
             found[codec.key_of(entity)] = entity
         if cache is not None and loaded:
@@ -409,3 +415,19 @@ class Repository(Generic[T]):
             as_float32_vector(value, dimension)
         except ValueError as exc:
             raise ValueError(f"{self._spec.model.__name__}.{field.column}: {exc}") from None
+
+
+_BY_KEYS: dict[tuple[type[Any], bool], Select[Any]] = {}
+
+
+def _by_keys(model: type[Any], key: str, *, scoped: bool) -> Select[Any]:
+    """The SELECT of a read by keys, built once per model: the keys (and the tenant) are
+    bound per call, so a read neither builds nor coerces a statement."""
+    statement = _BY_KEYS.get((model, scoped))
+    if statement is None:
+        column = getattr(model, key)
+        statement = select(model).where(column.in_(bindparam("keys", expanding=True)))
+        if scoped:
+            statement = statement.where(getattr(model, TENANT_COLUMN) == bindparam("tenant"))
+        _BY_KEYS[(model, scoped)] = statement
+    return statement

@@ -53,40 +53,54 @@ def translating(entity: str) -> Iterator[None]:
     """Translate what the block raises; ``entity`` names the model in messages."""
     try:
         yield
-    except SatellitesError:
-        raise
-    except StaleDataError as exc:
-        raise ConcurrencyError(
-            f"{entity}: {exc} Another transaction changed or deleted the row since it was "
-            "read; load it again and retry."
-        ) from exc
-    except IntegrityError as exc:
-        raise _conflict(entity, exc) from exc
-    except (OperationalError, InterfaceError) as exc:
-        raise UnavailableError("postgres", f"{entity}: {_reason(exc)}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(_cause(exc), _UNREACHABLE):
-            raise UnavailableError("postgres", f"{entity}: {_reason(exc)}") from exc
-        raise
-    except StatementError as exc:
-        if isinstance(exc.orig, ValueError):
-            raise ValueError(f"{entity}: {exc.orig}") from exc
-        raise
-    except _UNREACHABLE as exc:
-        raise UnavailableError("postgres", f"{entity}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        library_error = _translation(entity, exc)
+        if library_error is None:
+            raise
+        raise library_error from exc
 
 
 def translated(
     method: Callable[Concatenate[Any, P], Awaitable[R]],
 ) -> Callable[Concatenate[Any, P], Awaitable[R]]:
-    """Decorate an async method of an object with an ``entity_name``: ``translating`` it."""
+    """Decorate an async method of an object with an ``entity_name``: ``translating`` it
+    (inlined: the read path pays no context manager for the errors it never raises)."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with translating(self.entity_name):
+        try:
             return await method(self, *args, **kwargs)
+        except Exception as exc:
+            library_error = _translation(self.entity_name, exc)
+            if library_error is None:
+                raise
+            raise library_error from exc
 
     return wrapper
+
+
+def _translation(entity: str, exc: Exception) -> Exception | None:
+    """The library error for a driver error, or ``None`` to let ``exc`` go as it is."""
+    if isinstance(exc, SatellitesError):
+        return None
+    if isinstance(exc, StaleDataError):
+        return ConcurrencyError(
+            f"{entity}: {exc} Another transaction changed or deleted the row since it was "
+            "read; load it again and retry."
+        )
+    if isinstance(exc, IntegrityError):
+        return _conflict(entity, exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return UnavailableError("postgres", f"{entity}: {_reason(exc)}")
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(_cause(exc), _UNREACHABLE):
+            return UnavailableError("postgres", f"{entity}: {_reason(exc)}")
+        return None
+    if isinstance(exc, StatementError):
+        return ValueError(f"{entity}: {exc.orig}") if isinstance(exc.orig, ValueError) else None
+    if isinstance(exc, _UNREACHABLE):
+        return UnavailableError("postgres", f"{entity}: {type(exc).__name__}: {exc}")
+    return None
 
 
 def _cause(exc: DBAPIError) -> BaseException | None:

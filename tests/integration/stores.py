@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from satellites_repo import DataLayer
@@ -71,14 +73,29 @@ async def vector_versions(layer: DataLayer, keys: list[str]) -> dict[str, int]:
 async def assert_projections_equal_postgres(layer: DataLayer) -> None:
     truth = await postgres_versions(layer)
     keys = sorted(truth)
-    assert await cache_versions(layer, keys) == truth
+    cached = await cache_versions(layer, keys)
+    assert cached == truth, {k: (v, cached.get(k)) for k, v in truth.items() if cached.get(k) != v}
+
     assert await search_versions(layer) == truth
     assert await vector_versions(layer, keys) == truth
     assert await layer.vectors.count("articles") == len(truth)
 
 
-async def settle_everything(layer: DataLayer) -> None:
-    """Make every owed row due now and let this process's relay and follower deliver it."""
-    await layer.operations.outbox.retry_now()
-    await layer.operations.relay.drain()
-    await layer.operations.follow()
+async def settle_everything(layer: DataLayer, within: float = 60.0) -> None:
+    """Make every owed row due now and let this process's relay and follower deliver it.
+
+    A row the background relay or a timed-out commit still holds (its attempt was under
+    way when the backend came back) is left alone by ``retry_now`` until that attempt
+    settles, so this goes round until no projection is owed anything.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        await layer.operations.outbox.retry_now()
+        await layer.operations.relay.drain()
+        await layer.operations.follow()
+        status = await layer.operations.outbox.status()
+        owed = {target: n for target, n in status.by_target.items() if target != "events"}
+        if not any(owed.values()):
+            return
+        assert time.monotonic() < deadline, f"still owed after {within}s: {owed}"
+        await asyncio.sleep(0.2)

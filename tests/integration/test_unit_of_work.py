@@ -18,8 +18,8 @@ from satellites_repo import (
     NotFoundError,
     SatellitesError,
 )
-from satellites_repo.backends.redis import RedisBackend
-from satellites_repo.model import Change, Operation
+from satellites_repo.backends.redis import CachedRow, RedisBackend
+from satellites_repo.model import Change, Operation, as_float32_vector
 from tests.integration.models import Article, Articles, Tag, Tags
 
 V1 = [1.0, 0.0, 0.0, 0.0]
@@ -71,13 +71,19 @@ async def raw_cached(layer: DataLayer, entity_id: uuid.UUID) -> bytes | None:
     return raw
 
 
+def parsed(raw: bytes) -> CachedRow:
+    row = CachedRow.parse(raw)
+    assert row is not None, raw
+    return row
+
+
 async def cached(layer: DataLayer, entity_id: uuid.UUID) -> tuple[int, dict[str, Any]] | None:
     """(version, row) as Redis holds it, or None; a tombstone reads as (version, {})."""
     raw = await raw_cached(layer, entity_id)
-    if raw is None:
+    row = None if raw is None else CachedRow.parse(raw)
+    if row is None:
         return None
-    version, _, body = raw.partition(b":")
-    return int(version), orjson.loads(body) if body else {}
+    return row.version, orjson.loads(row.body) if row.body else {}
 
 
 async def indexed(layer: DataLayer, entity_id: uuid.UUID) -> tuple[int, dict[str, Any]] | None:
@@ -315,6 +321,38 @@ async def test_a_miss_reads_postgres_and_fills_the_cache(layer: DataLayer) -> No
     assert (cache_entry[0], cache_entry[1]["title"]) == (1, "Filled")
 
 
+async def test_a_row_cached_in_another_shape_is_a_miss_and_is_replaced(layer: DataLayer) -> None:
+    """A row cached before a migration added ``views`` (another fingerprint, the column
+    absent): never an entity whose missing attribute raises, but a read from Postgres, and
+    the fill replaces the old shape at the same version."""
+    (entity,) = await create(layer, article(title="Shaped", views=7))
+    current = parsed(await raw_cached(layer, entity.id) or b"")
+    old_body = orjson.dumps({k: v for k, v in orjson.loads(current.body).items() if k != "views"})
+    old_shape = CachedRow(current.version, "0ld5hape0000", old_body)
+    assert old_shape.fingerprint != current.fingerprint
+    await layer.redis.set(cache_key(layer, entity.id), old_shape.value())
+    async with layer.unit_of_work() as uow:
+        loaded = await uow.repository(Articles).get(entity.id)
+        assert loaded is not None
+        assert (loaded.title, loaded.views) == ("Shaped", 7)
+    replaced = parsed(await raw_cached(layer, entity.id) or b"")
+    assert (replaced.version, replaced.fingerprint) == (current.version, current.fingerprint)
+    assert orjson.loads(replaced.body)["views"] == 7
+
+
+async def test_vectors_are_cached_packed_and_read_back_exactly(layer: DataLayer) -> None:
+    inexact = [0.1, -0.2, 0.3, 0.7]  # none of them a float32 exactly
+    stored = as_float32_vector(inexact, len(inexact))
+    (entity,) = await create(layer, article(embedding=inexact))
+    row = parsed(await raw_cached(layer, entity.id) or b"")
+    assert isinstance(orjson.loads(row.body)["embedding"], str)  # base64 float32
+    assert layer.operations.spec(Articles).codec.loads(row.body)["embedding"] == stored
+    async with layer.unit_of_work() as uow:
+        loaded = await uow.repository(Articles).get(entity.id)
+        assert loaded is not None
+        assert loaded.embedding == stored
+
+
 async def test_get_many_keeps_the_input_order(layer: DataLayer) -> None:
     entities = await create(layer, *(article(title=f"n{i}") for i in range(6)))
     await layer.redis.delete(cache_key(layer, entities[2].id))
@@ -340,11 +378,11 @@ async def test_a_slow_reader_cannot_put_an_older_version_back(layer: DataLayer) 
 
     # The slow reader read the first version before the update and writes it back late;
     # a replayed change of that version reaches every projection again.
-    _, _, stale_body = stale_row.partition(b":")
-    await cache_of(layer).fill(
-        layer.operations.spec(Articles), [(str(entity.id), first, stale_body)], time.monotonic()
-    )
-    stale = Change("articles", str(entity.id), Operation.UPDATED, first, orjson.loads(stale_body))
+    spec = layer.operations.spec(Articles)
+    stale_body = parsed(stale_row).body
+    await cache_of(layer).fill(spec, [(str(entity.id), first, stale_body)], time.monotonic())
+    stale_payload = spec.codec.payload_of_values(spec.codec.loads(stale_body))
+    stale = Change("articles", str(entity.id), Operation.UPDATED, first, stale_payload)
     for backend in layer.operations.backends:
         await backend.apply([stale])  # skipped as stale, not an error
     cache_entry = await cached(layer, entity.id)
@@ -366,7 +404,7 @@ async def test_a_slow_reader_cannot_resurrect_a_deleted_row(layer: DataLayer) ->
         await uow.repository(Articles).delete(entity.id)
         await uow.commit()
     spec = layer.operations.spec(Articles)
-    body = raw.partition(b":")[2]
+    body = parsed(raw).body
     await cache_of(layer).fill(spec, [(str(entity.id), entity.version, body)], time.monotonic())
     tombstone = await cached(layer, entity.id)
     assert tombstone is not None

@@ -17,13 +17,16 @@ from satellites_repo.model.vector import as_float32_vector
 from tests.unit.models import UnitModel
 
 
-class Invoice(UnitModel, Versioned):
-    __tablename__ = "unit_invoices"
+class InvoiceColumns:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     amount: Mapped[decimal.Decimal] = mapped_column(Numeric(10, 2))
     note: Mapped[str | None]
     embedding: Mapped[list[float]] = mapped_column(Vector(3))
+
+
+class Invoice(UnitModel, InvoiceColumns, Versioned):
+    __tablename__ = "unit_invoices"
 
 
 def make_invoice() -> Invoice:
@@ -63,6 +66,31 @@ def test_detached_entity_holds_committed_values() -> None:
     assert state.identity == (uuid.UUID("12345678-1234-5678-1234-567812345678"),)
     assert not state.modified
     assert entity.version == 3
+
+
+class InvoiceWithChannel(UnitModel, InvoiceColumns, Versioned):
+    """The same table after a migration added a column."""
+
+    __tablename__ = "unit_invoices_v2"
+    channel: Mapped[str | None]
+
+
+def test_a_cache_body_packs_vectors_and_reads_a_payload_alike() -> None:
+    codec = RowCodec(inspect(Invoice))
+    invoice = make_invoice()
+    body = codec.dumps(invoice)
+    assert b"0.25" not in body  # packed, not JSON numbers
+    from_payload = codec.cache_body(codec.payload(invoice))
+    assert codec.loads(from_payload) == codec.loads(body)
+    assert codec.typed(codec.payload(invoice))["embedding"] == [0.5, 0.25, 1.0]
+
+
+def test_the_fingerprint_names_the_shape() -> None:
+    invoice, again = RowCodec(inspect(Invoice)), RowCodec(inspect(Invoice))
+    assert invoice.fingerprint == again.fingerprint
+    assert len(invoice.fingerprint) == 12
+    assert ":" not in invoice.fingerprint
+    assert RowCodec(inspect(InvoiceWithChannel)).fingerprint != invoice.fingerprint
 
 
 def test_primary_keys_parse_from_text() -> None:
