@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from satellites_repo import DataLayer, DataLayerConfig
+from satellites_repo.backends.redis import CachedRow
 from satellites_repo.model import json_bytes
 from satellites_repo.ops import Drift
 from tests.integration.conftest import run_cli
@@ -73,12 +74,16 @@ async def cached(layer: DataLayer, key: str) -> tuple[int, dict[str, Any]]:
     """(version, row) of a live cache entry."""
     raw = await layer.redis.get(cache_key(layer, key))
     assert isinstance(raw, bytes)
-    version, _, body = raw.partition(b":")
-    return int(version), orjson.loads(body)
+    entry = CachedRow.parse(raw)
+    assert entry is not None
+    return entry.version, orjson.loads(entry.body)
 
 
 async def cache(layer: DataLayer, key: str, version: int, row: dict[str, Any]) -> None:
-    await layer.redis.set(cache_key(layer, key), b"%d:%s" % (version, json_bytes(row)))
+    """An entry in the model's current shape (so only its content can differ)."""
+    fingerprint = layer.operations.spec(Articles).codec.fingerprint
+    entry = CachedRow(version, fingerprint, json_bytes(row))
+    await layer.redis.set(cache_key(layer, key), entry.value())
 
 
 async def test_redis_different_stale_and_extra_entries_are_found_and_mended(
