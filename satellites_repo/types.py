@@ -213,9 +213,15 @@ class LocalBackend(Backend, Protocol):
 
 @runtime_checkable
 class CacheReader(Protocol):
-    """Read-through cache: cached row bodies by key, and filling it after a miss."""
+    """Read-through cache: cached row bodies by key, and filling it after a miss.
 
-    async def cached(self, spec: EntitySpec, keys: Sequence[str]) -> dict[str, bytes]:
+    ``tenant``: the one tenant whose rows are read or filled, required for a tenant-scoped
+    model (its cache keys name the tenant).
+    """
+
+    async def cached(
+        self, spec: EntitySpec, keys: Sequence[str], tenant: str | None = None
+    ) -> dict[str, bytes]:
         """The JSON body of each live cached row (absent and deleted rows are left out).
 
         Raises ``UnavailableError`` if the cache does not answer in time.
@@ -223,7 +229,11 @@ class CacheReader(Protocol):
         ...
 
     async def fill(
-        self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]], read_at: float
+        self,
+        spec: EntitySpec,
+        rows: Sequence[tuple[str, int, bytes]],
+        read_at: float,
+        tenant: str | None = None,
     ) -> None:
         """Cache (key, version, JSON body) rows read from Postgres, each only if newer.
 

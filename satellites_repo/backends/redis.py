@@ -11,6 +11,10 @@ at the same version. A repair (``Operation.REPAIRED``) may also replace an entry
 own version, whose content drifted. Reads are one GET or MGET for any number of keys,
 under ``RedisConfig.call_timeout``: a slow or absent Redis makes a read fall back to
 Postgres, never wait (the client never retries).
+
+A tenant-scoped model's keys name the tenant (``RedisBackend.key``, the one place keys are
+built): a read in one tenant's unit of work can only spell that tenant's keys, so another
+tenant's cached row is out of its reach by construction, whatever key it guesses.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, unquote
 
 import orjson
 import redis.asyncio as redis
@@ -29,9 +34,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from satellites_repo.backends._isolation import rejected_error
-from satellites_repo.errors import ProjectionError, Rejection, UnavailableError
+from satellites_repo.errors import ProjectionError, Rejection, TenantError, UnavailableError
 from satellites_repo.health import proven
-from satellites_repo.model import Change, Operation
+from satellites_repo.model import TENANT_COLUMN, Change, Operation
 from satellites_repo.model.codec import digest_of
 from satellites_repo.retry import FailureLog
 
@@ -133,16 +138,39 @@ class RedisBackend:
             raise UnavailableError(self.name, "not connected")
         return self._client
 
-    def key(self, table: str, key: str) -> str:
-        return f"{self._config.key_prefix}{table}:{key}"
+    def key(self, spec: EntitySpec, key: str, tenant: str | None = None) -> str:
+        """The Redis key of one row: ``<prefix><table>:<key>``, and on a tenant-scoped
+        model ``<prefix><table>:<tenant>:<key>`` (``tenant`` required).
+
+        The tenant is percent-encoded, so it holds no ``:`` (nor a SCAN wildcard): where
+        it ends is never in doubt, and no tenant and key can spell another tenant's key.
+        """
+        table = f"{self._config.key_prefix}{spec.table}:"
+        if not spec.tenant_scoped:
+            return table + key
+        if tenant is None:
+            raise TenantError(f"{spec.table} is tenant-scoped: its cache keys need the tenant")
+        return f"{table}{quote(tenant, safe='')}:{key}"
 
     def pattern(self, spec: EntitySpec) -> str:
-        """The SCAN ``MATCH`` pattern of every cached row of ``spec``."""
+        """The SCAN ``MATCH`` pattern of every cached row of ``spec`` (every tenant's)."""
         return f"{self._config.key_prefix}{spec.table}:*"
 
-    def row_of(self, spec: EntitySpec, redis_key: str) -> str:
-        """The primary key of a Redis key that ``key`` built."""
-        return redis_key.removeprefix(f"{self._config.key_prefix}{spec.table}:")
+    def row_of(self, spec: EntitySpec, redis_key: str) -> tuple[str | None, str]:
+        """(tenant, primary key) of a key ``key`` built (tenant ``None``: not scoped)."""
+        rest = redis_key.removeprefix(f"{self._config.key_prefix}{spec.table}:")
+        if not spec.tenant_scoped:
+            return None, rest
+        tenant, _, key = rest.partition(":")
+        return unquote(tenant), key
+
+    def key_of_change(self, spec: EntitySpec, change: Change) -> str | None:
+        """The key of a change's row (its tenant from the payload); ``None`` for a
+        tenant-scoped change whose payload does not say the tenant."""
+        tenant = change.payload.get(TENANT_COLUMN) if spec.tenant_scoped else None
+        if spec.tenant_scoped and not isinstance(tenant, str):
+            return None
+        return self.key(spec, change.key, tenant)
 
     def covers(self, spec: EntitySpec) -> bool:
         return spec.cache is not None
@@ -171,9 +199,14 @@ class RedisBackend:
         ``ProjectionError.rejected`` and stays owed, the other keys are written."""
         writes: list[tuple[str, CachedRow, int, bool]] = []
         written: list[Change] = []
+        unkeyed: list[tuple[Change, Rejection]] = []
         for change in changes:
             spec = self._registry.spec_of_table(change.table)
             if spec is None or spec.cache is None:
+                continue
+            key = self.key_of_change(spec, change)
+            if key is None:
+                unkeyed.append((change, Rejection(f"no {TENANT_COLUMN} in the change")))
                 continue
             if change.operation is Operation.DELETED:
                 row, ttl = CachedRow(change.version, "", b""), spec.cache.tombstone_ttl
@@ -181,13 +214,13 @@ class RedisBackend:
                 body = spec.codec.cache_body(change.payload)
                 row, ttl = CachedRow(change.version, spec.codec.fingerprint, body), spec.cache.ttl
             repair = change.operation is Operation.REPAIRED
-            writes.append((self.key(change.table, change.key), row, ttl, repair))
+            writes.append((key, row, ttl, repair))
             written.append(change)
         try:
             replies = await self._write(self.client, writes)
         except _ERRORS as exc:
             raise ProjectionError(self.name, f"cache write failed: {exc}") from exc
-        refused = [
+        refused = unkeyed + [
             (change, Rejection(f"{type(reply).__name__}: {reply}", permanent=False))
             for change, reply in zip(written, replies, strict=True)
             if isinstance(reply, Exception)
@@ -210,27 +243,34 @@ class RedisBackend:
             replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
 
-    async def read(self, spec: EntitySpec, keys: Sequence[str]) -> list[CachedRow | None]:
-        """One GET or MGET; ``None`` where the key is absent or unreadable."""
-        return await self._read(self.client, spec, keys)
-
-    async def _read(
-        self, client: redis.Redis, spec: EntitySpec, keys: Sequence[str]
+    async def read(
+        self, spec: EntitySpec, keys: Sequence[str], tenant: str | None = None
     ) -> list[CachedRow | None]:
-        if len(keys) == 1:  # GET: a lighter reply than a one-item MGET
-            raw_values: list[Any] = [await client.get(self.key(spec.table, keys[0]))]
-        elif keys:
-            raw_values = await client.mget([self.key(spec.table, key) for key in keys])
+        """One GET or MGET; ``None`` where the key is absent or unreadable."""
+        return await self.read_keys([self.key(spec, key, tenant) for key in keys])
+
+    async def read_keys(self, redis_keys: Sequence[str]) -> list[CachedRow | None]:
+        """``read`` by Redis keys (as ``key`` builds them, or as SCAN lists them)."""
+        return await self._read(self.client, redis_keys)
+
+    async def _read(self, client: redis.Redis, redis_keys: Sequence[str]) -> list[CachedRow | None]:
+        if len(redis_keys) == 1:  # GET: a lighter reply than a one-item MGET
+            raw_values: list[Any] = [await client.get(redis_keys[0])]
+        elif redis_keys:
+            raw_values = await client.mget(redis_keys)
         else:
             return []
         return [None if raw is None else CachedRow.parse(raw) for raw in raw_values]
 
     # -- CacheReader: the request path, under a deadline ---------------------------------
 
-    async def cached(self, spec: EntitySpec, keys: Sequence[str]) -> dict[str, bytes]:
+    async def cached(
+        self, spec: EntitySpec, keys: Sequence[str], tenant: str | None = None
+    ) -> dict[str, bytes]:
         """Live rows of the model's current shape; another shape is a miss (and is
         replaced by the fill after it)."""
-        rows = await self._bounded("read", self._read(self._request_client(), spec, keys))
+        names = [self.key(spec, key, tenant) for key in keys]
+        rows = await self._bounded("read", self._read(self._request_client(), names))
         shape = spec.codec.fingerprint
         return {
             key: row.body
@@ -239,7 +279,11 @@ class RedisBackend:
         }
 
     async def fill(
-        self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]], read_at: float
+        self,
+        spec: EntitySpec,
+        rows: Sequence[tuple[str, int, bytes]],
+        read_at: float,
+        tenant: str | None = None,
     ) -> None:
         """Fill after a miss, unless the rows were read too long ago.
 
@@ -255,7 +299,7 @@ class RedisBackend:
             return
         ttl, shape = spec.cache.ttl, spec.codec.fingerprint
         writes = [
-            (self.key(spec.table, key), CachedRow(version, shape, body), ttl, False)
+            (self.key(spec, key, tenant), CachedRow(version, shape, body), ttl, False)
             for key, version, body in rows
         ]
         await self._bounded("fill", self._write(self._request_client(), writes))
@@ -297,7 +341,8 @@ class _CacheProbe:
     """Only what the cache holds counts: an absent key is not drift (caching is optional).
 
     A cached entry is compared as the row it holds (``RowCodec.digest`` of its JSON); a
-    tombstone has no content. Extras are found by one SCAN of the repository's keys.
+    tombstone has no content. Extras are found by one SCAN of the repository's keys. A
+    tenant-scoped row's key is built with the tenant of the row Postgres has.
     """
 
     def __init__(self, backend: RedisBackend, spec: EntitySpec) -> None:
@@ -308,8 +353,9 @@ class _CacheProbe:
         return self._spec.codec.digest(row.payload)
 
     async def held(self, rows: Sequence[Change]) -> Mapping[str, Held | None]:
-        keys = [row.key for row in rows]
-        cached = await self._backend.read(self._spec, keys)
+        located = {row.key: self._backend.key_of_change(self._spec, row) for row in rows}
+        keys = [key for key, name in located.items() if name is not None]
+        cached = await self._backend.read_keys([name for name in located.values() if name])
         return {
             key: (entry.version, self._digest(entry))
             for key, entry in zip(keys, cached, strict=True)
@@ -328,9 +374,9 @@ class _CacheProbe:
         listed = 0
         scan = backend.client.scan_iter(match=backend.pattern(spec), count=REBUILD_BATCH)
         async for batch in _batched(scan, REBUILD_BATCH):
-            listed_keys = (backend.row_of(spec, name.decode()) for name in batch)
-            keys = [key for key in listed_keys if key not in skip]
-            cached = await backend.read(spec, keys)
+            names = {backend.row_of(spec, name.decode())[1]: name.decode() for name in batch}
+            keys = [key for key in names if key not in skip]
+            cached = await backend.read_keys([names[key] for key in keys])
             live = [
                 (key, entry.version)
                 for key, entry in zip(keys, cached, strict=True)

@@ -34,13 +34,13 @@ class StoreView:
         self.alias = f"{layer.config.elasticsearch.index_prefix}{SEARCH_INDEX}"
 
     def cache_key(self, key: uuid.UUID | str) -> str:
-        """The Redis key of one article (``"*"`` gives the pattern of them all)."""
-        return self._cache.key(TABLE, str(key))
+        """The Redis key of one article."""
+        return self._cache.key(self._spec, str(key))
 
     async def counts(self) -> dict[str, int]:
         """How many articles each store holds."""
         layer = self._layer
-        keys = [key async for key in layer.redis.scan_iter(match=self.cache_key("*"))]
+        keys = [key async for key in layer.redis.scan_iter(match=self._cache.pattern(self._spec))]
         indexed = await layer.elasticsearch.count(index=self.alias)
         return {
             "postgres": await self.row_count(),

@@ -7,9 +7,10 @@ guarded by their version. Entities that come from the cache are attached to the 
 so they can be changed and committed like any loaded entity.
 
 On a ``TenantScoped`` model every read is confined to the unit of work's tenant: a
-where-clause on Postgres, the tenant filter on every Elasticsearch and FAISS query, and a
-check of each entity found in the identity map or the cache (another tenant's row is
-``None``, as if it did not exist). Writes are stamped with the tenant.
+where-clause on Postgres, cache keys that name the tenant, the tenant filter on every
+Elasticsearch and FAISS query, and a check of each entity found in the identity map or the
+cache (another tenant's row is ``None``, as if it did not exist). Writes are stamped with
+the tenant. ``ALL_TENANTS`` reads by key go to Postgres, not the cache.
 
 Every public method runs inside ``translated``: driver errors leave as library errors. A
 cache that fails or is slow is no error: the read falls back to Postgres (the cache
@@ -224,7 +225,7 @@ class Repository(Generic[T]):
         typed = [codec.parse_key(key) for key in keys]
         found: dict[Any, T] = {}
         wanted = [key for key in dict.fromkeys(typed) if not self._from_identity_map(key, found)]
-        cache = self._uow.readers.cache(self._spec)
+        cache = self._cache()
         if cache is not None and wanted:
             wanted = await self._from_cache(cache, wanted, found)
         if wanted:
@@ -235,6 +236,13 @@ class Repository(Generic[T]):
             for key in typed
             if key in found and (column is None or getattr(found[key], column) is None)
         ]
+
+    def _cache(self) -> CacheReader | None:
+        """The cache, but not for ``ALL_TENANTS`` reads of a tenant-scoped model: its keys
+        name the tenant, which such a read learns only from Postgres (admin work reads it)."""
+        if self._scope is not None and self._scope.tenant is None:
+            return None
+        return self._uow.readers.cache(self._spec)
 
     def _from_identity_map(self, key: Any, found: dict[Any, T]) -> bool:
         identity = self._spec.codec.mapper.identity_key_from_primary_key((key,))
@@ -252,7 +260,9 @@ class Repository(Generic[T]):
         touched = self._uow.touched
         try:
             bodies = await cache.cached(
-                self._spec, [text for text in texts.values() if not touched(table, text)]
+                self._spec,
+                [text for text in texts.values() if not touched(table, text)],
+                self.tenant,
             )
         except UnavailableError:
             return keys
@@ -263,7 +273,7 @@ class Repository(Generic[T]):
                 if body is None:
                     continue
                 entity = codec.detached(codec.loads(body))
-                if self._owns(entity):  # another tenant's: as if absent
+                if self._owns(entity):  # defence in depth: the keys name the tenant
                     attach(entity)
                     found[key] = entity
         missed = [key for key in keys if key not in found]
@@ -295,7 +305,7 @@ class Repository(Generic[T]):
             and entity not in self.session.dirty
         ]
         with contextlib.suppress(UnavailableError):  # logged by the cache; the next read fills
-            await cache.fill(self._spec, rows, read_at)
+            await cache.fill(self._spec, rows, read_at, self.tenant)
 
     # -- queries --------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
@@ -37,6 +37,7 @@ from satellites_repo import observe
 from satellites_repo.errors import LifecycleError, TenantError
 from satellites_repo.model import (
     BYPASS,
+    TENANT_COLUMN,
     TENANT_SETTING,
     AllTenants,
     ChangeSet,
@@ -216,6 +217,12 @@ class UnitOfWork:
                     f"{scope.entity}: cannot change or delete tenant "
                     f"{getattr(entity, 'tenant_id', None)!r}'s row from a unit of work of "
                     f"tenant {scope.tenant!r}"
+                )
+            elif inspect(entity).attrs[TENANT_COLUMN].history.has_changes():
+                # Its cache key names the tenant: a moved row would stay cached as the old one's.
+                raise TenantError(
+                    f"{scope.entity}: a row's {TENANT_COLUMN} does not change; add a copy "
+                    "for the new tenant and delete this row"
                 )
 
     @property

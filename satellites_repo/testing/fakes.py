@@ -196,14 +196,20 @@ class FakeCache:
     down: bool = False
     reads: int = 0
 
-    async def cached(self, spec: EntitySpec, keys: Sequence[str]) -> dict[str, bytes]:
+    async def cached(
+        self, spec: EntitySpec, keys: Sequence[str], tenant: str | None = None
+    ) -> dict[str, bytes]:
         self.reads += 1
         if self.down:
             raise UnavailableError("fake cache", "down")
         return {key: self.rows[(spec.table, key)] for key in keys if (spec.table, key) in self.rows}
 
     async def fill(
-        self, spec: EntitySpec, rows: Sequence[tuple[str, int, bytes]], read_at: float
+        self,
+        spec: EntitySpec,
+        rows: Sequence[tuple[str, int, bytes]],
+        read_at: float,
+        tenant: str | None = None,
     ) -> None:
         if self.down:
             raise UnavailableError("fake cache", "down")

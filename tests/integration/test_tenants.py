@@ -20,10 +20,12 @@ from satellites_repo import (
     Secret,
     TenantError,
 )
+from satellites_repo.backends.redis import CachedRow, RedisBackend
 from satellites_repo.migrate import create_tables
 from satellites_repo.postgres import open_postgres_pool
 from tests.integration.conftest import run_cli
 from tests.integration.models import Case, Cases, TenantModel
+from tests.integration.stores import settle_everything
 
 TENANTS = ("acme", "globex")
 SUBJECTS = ("printer jam", "printer offline", "login broken")
@@ -233,6 +235,76 @@ async def test_row_level_security_blocks_raw_sql_across_tenants(
     print(json.dumps({"rls": "cross-tenant UPDATE matched 0 rows"}))
 
 
+def cache_of(layer: DataLayer) -> RedisBackend:
+    backend = layer.operations.backend("redis")
+    assert isinstance(backend, RedisBackend)
+    return backend
+
+
+async def test_cache_keys_name_the_tenant_so_a_guessed_key_misses(desk: DataLayer) -> None:
+    cache, spec = cache_of(desk), desk.operations.spec(Cases)
+    prefix = desk.config.redis.key_prefix
+    for tenant in TENANTS:  # written through at commit, under the tenant's keys only
+        for key in keys_of(tenant):
+            assert cache.key(spec, key, tenant) == f"{prefix}cases:{tenant}:{key}"
+            assert await desk.redis.exists(cache.key(spec, key, tenant)) == 1
+            assert await desk.redis.exists(cache.key(spec, key, other(tenant))) == 0
+    assert await desk.redis.exists(f"{prefix}cases:acme-0") == 0  # no tenant-less key
+    assert set(await cache.cached(spec, ["acme-0"], "acme")) == {"acme-0"}
+    assert await cache.cached(spec, ["acme-0"], "globex") == {}  # the key globex can spell
+    async with desk.unit_of_work(tenant="globex") as uow:
+        assert await uow.repository(Cases).get("acme-0") is None
+    with pytest.raises(TenantError, match="cache keys need the tenant"):
+        cache.key(spec, "acme-0")
+    names = [name.decode() async for name in desk.redis.scan_iter(match=cache.pattern(spec))]
+    assert sorted(cache.row_of(spec, name) for name in names) == sorted(
+        (tenant, key) for tenant in TENANTS for key in keys_of(tenant)
+    )
+    assert all(drift.clean for drift in await desk.operations.verify(Cases))
+    (row,) = await cache.read(spec, ["acme-0"], "acme")
+    assert row is not None
+    forged = row.body.replace(b"printer jam", b"forged")
+    value = CachedRow(row.version, row.fingerprint, forged).value()
+    await desk.redis.set(cache.key(spec, "acme-0", "acme"), value)
+    (redis_drift,) = [d for d in await desk.operations.verify(Cases) if d.target == "redis"]
+    assert redis_drift.different == ["acme-0"]  # found under the tenant's key
+
+
+async def test_orm_and_captured_deletes_reach_the_tenants_cache_key(desk: DataLayer) -> None:
+    cache, spec = cache_of(desk), desk.operations.spec(Cases)
+    async with desk.unit_of_work(tenant="acme") as uow:
+        await uow.repository(Cases).delete("acme-1")
+        await uow.commit()
+    await desk.postgres.execute("DELETE FROM cases WHERE id = 'globex-1'")  # trigger-captured
+    await desk.postgres.execute("UPDATE cases SET subject = 'raw' WHERE id = 'globex-2'")
+    await settle_everything(desk)
+    (acme_1,) = await cache.read(spec, ["acme-1"], "acme")
+    globex_1, globex_2 = await cache.read(spec, ["globex-1", "globex-2"], "globex")
+    assert acme_1 is not None
+    assert acme_1.is_tombstone
+    assert globex_1 is not None
+    assert globex_1.is_tombstone
+    assert globex_2 is not None
+    assert b'"raw"' in globex_2.body
+    async with desk.unit_of_work(tenant="globex") as uow:
+        cases = uow.repository(Cases)
+        assert await cases.get("globex-1") is None
+        updated = await cases.get("globex-2")
+        assert updated is not None
+        assert updated.subject == "raw"
+
+
+async def test_a_rows_tenant_does_not_change(desk: DataLayer) -> None:
+    async with desk.unit_of_work(tenant=ALL_TENANTS) as uow:
+        moved = await uow.repository(Cases).get("acme-0")  # ALL_TENANTS: read from Postgres
+        assert moved is not None
+        moved.tenant_id = "globex"
+        with pytest.raises(TenantError, match="tenant_id does not change"):
+            await uow.commit()
+    async with desk.unit_of_work(tenant="acme") as uow:
+        assert await uow.repository(Cases).get("acme-0") is not None
+
+
 async def satellites(config: DataLayerConfig, *arguments: str) -> tuple[int, str, str]:
     return await run_cli(config, "tests.integration.models:Cases", *arguments)
 
@@ -240,16 +312,16 @@ async def satellites(config: DataLayerConfig, *arguments: str) -> tuple[int, str
 async def projected_keys(layer: DataLayer) -> dict[str, set[str]]:
     """What each projection holds, read from the servers themselves (every tenant)."""
     every = keys_of("acme") + keys_of("globex")
-    prefix = f"{layer.config.redis.key_prefix}cases:"
-    values = await layer.redis.mget([prefix + key for key in every])
-    cached = {key for key, value in zip(every, values, strict=True) if value and b":{" in value}
+    cache, spec = cache_of(layer), layer.operations.spec(Cases)
+    rows = await cache.read_keys([cache.key(spec, key, key.split("-")[0]) for key in every])
+    cached = {key for key, row in zip(every, rows, strict=True) if row and not row.is_tombstone}
     alias = f"{layer.config.elasticsearch.index_prefix}cases"
     await layer.elasticsearch.indices.refresh(index=alias)
     response = await layer.elasticsearch.search(index=alias, size=100, source=False)
     indexed = {hit["_id"] for hit in response["hits"]["hits"]}
     vectors = {key for key in every if await layer.vectors.get("cases", key) is not None}
-    rows = {row["id"] for row in await layer.postgres.fetch("SELECT id FROM cases")}
-    return {"postgres": rows, "redis": cached, "elasticsearch": indexed, "faiss": vectors}
+    stored = {row["id"] for row in await layer.postgres.fetch("SELECT id FROM cases")}
+    return {"postgres": stored, "redis": cached, "elasticsearch": indexed, "faiss": vectors}
 
 
 async def test_export_streams_one_tenant_and_purge_removes_it_everywhere(

@@ -6,7 +6,15 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from satellites_repo import CachePolicy, Repository, SearchIndex, Vector, VectorField, Versioned
+from satellites_repo import (
+    CachePolicy,
+    Repository,
+    SearchIndex,
+    TenantScoped,
+    Vector,
+    VectorField,
+    Versioned,
+)
 from satellites_repo.model import Change, Operation
 from satellites_repo.outbox.records import EVENTS_TARGET, OutboxRecord
 
@@ -29,6 +37,17 @@ class Notes(Repository[Note]):
     cache = CachePolicy()
     search = SearchIndex("notes", fields={"title": "text", "tenant_id": "keyword"})
     vectors = VectorField("embedding", namespace="notes", metadata=("tenant_id",))
+
+
+class Memo(UnitModel, Versioned, TenantScoped):
+    """A cached tenant-scoped model (its cache keys name the tenant)."""
+
+    __tablename__ = "unit_memos"
+    id: Mapped[str] = mapped_column(primary_key=True)
+
+
+class Memos(Repository[Memo]):
+    cache = CachePolicy()
 
 
 def note_change(key: str, version: int = 1, operation: Operation = Operation.CREATED) -> Change:
