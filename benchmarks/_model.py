@@ -15,13 +15,22 @@ from satellites_repo import (
     CachePolicy,
     Repository,
     SearchIndex,
+    TenantScoped,
     Vector,
     VectorField,
     Versioned,
 )
 from satellites_repo.model.policies import FieldType
 
-__all__ = ["DIMENSION", "NAMESPACE", "SEARCH_FIELDS", "BenchArticle", "BenchArticles"]
+__all__ = [
+    "DIMENSION",
+    "NAMESPACE",
+    "SEARCH_FIELDS",
+    "BenchArticle",
+    "BenchArticles",
+    "BenchTenantArticle",
+    "BenchTenantArticles",
+]
 
 DIMENSION = 384
 NAMESPACE = "bench_articles"
@@ -46,3 +55,20 @@ class BenchArticles(Repository[BenchArticle]):
     cache = CachePolicy(ttl=3600, tombstone_ttl=60)
     search = SearchIndex("bench_articles", fields=SEARCH_FIELDS)
     vectors = VectorField("embedding", namespace=NAMESPACE, metadata=("tenant_id",))
+
+
+class BenchTenantArticle(Base, Versioned, TenantScoped):
+    """``BenchArticle`` as a ``TenantScoped`` model: what the cost of scoping is measured on."""
+
+    __tablename__ = "bench_tenant_articles"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    title: Mapped[str]
+    body: Mapped[str]
+    embedding: Mapped[list[float]] = mapped_column(Vector(DIMENSION))
+
+
+class BenchTenantArticles(Repository[BenchTenantArticle]):
+    cache = BenchArticles.cache
+    search = SearchIndex("bench_tenant_articles", fields=SEARCH_FIELDS)
+    vectors = VectorField("embedding", namespace="bench_tenant_articles", metadata=("tenant_id",))

@@ -12,17 +12,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from _data import Row, RowFactory
 from _environment import Bench
 from _events import event_throughput
-from _model import BenchArticle, BenchArticles
+from _model import BenchArticle, BenchArticles, BenchTenantArticle, BenchTenantArticles
 from _stats import Figure, Target, percentile, timed
+
+from satellites_repo import ALL_TENANTS, DataLayer
 
 __all__ = ["SCENARIOS", "Fixture", "Plan", "Scenario", "seed_fixture"]
 
 T = TypeVar("T")
+E = TypeVar("E", BenchArticle, BenchTenantArticle)
 Samples = list[tuple[list[float], list[float]]]
 """Per repetition: the subject's and the baseline's per-call seconds."""
 
@@ -51,8 +55,8 @@ class Plan:
     top_k: int = 10
 
 
-def _entity(row: Row) -> BenchArticle:
-    return BenchArticle(
+def _entity(row: Row, model: type[E]) -> E:
+    return model(
         id=row.id, tenant_id=row.tenant_id, title=row.title, body=row.body, embedding=row.embedding
     )
 
@@ -66,7 +70,7 @@ class Layer:
 
     async def write(self, rows: Sequence[Row]) -> None:
         async with self._data.unit_of_work() as uow:
-            await uow.repository(BenchArticles).add_many(_entity(row) for row in rows)
+            await uow.repository(BenchArticles).add_many(_entity(row, BenchArticle) for row in rows)
             await uow.commit()
 
     async def commit_one(self, row: Row) -> float:
@@ -112,9 +116,54 @@ class Layer:
                 lambda: articles.search(text, filters={"tenant_id": tenant}, limit=limit)
             )
 
-    async def similar(self, vector: list[float], k: int) -> float:
+    async def similar(self, vector: list[float], k: int, tenant: str | None = None) -> float:
+        filters = None if tenant is None else {"tenant_id": tenant}
         async with self._data.unit_of_work() as uow:
             articles = uow.repository(BenchArticles)
+            return await timed(lambda: articles.similar(vector, k=k, filters=filters))
+
+
+class Scoped:
+    """The tenant-scoped side: the fixture's rows again, in ``BenchTenantArticles``, each
+    read in a unit of work of its tenant (the unscoped side passes the tenant as a filter,
+    so both send the same queries and only the scoping differs).
+
+    It is a second ``DataLayer`` on the run's schema, prefixes and servers: registering a
+    ``TenantScoped`` model makes every unit of work set ``satellites.tenant``, which would
+    change what the other benchmarks measure if the main layer had it.
+    """
+
+    def __init__(self, data: DataLayer) -> None:
+        self._data = data
+
+    async def seed(self, rows: Sequence[Row], batch_size: int) -> None:
+        for start in range(0, len(rows), batch_size):
+            async with self._data.unit_of_work(tenant=ALL_TENANTS) as uow:
+                batch = rows[start : start + batch_size]
+                articles = uow.repository(BenchTenantArticles)
+                await articles.add_many(_entity(row, BenchTenantArticle) for row in batch)
+                await uow.commit()
+        await self._data.operations.follow()
+        prefix = self._data.config.elasticsearch.index_prefix
+        await self._data.elasticsearch.indices.refresh(
+            index=prefix + BenchTenantArticles.search.index
+        )
+
+    async def get(self, row: Row) -> float:
+        async with self._data.unit_of_work(tenant=row.tenant_id) as uow:
+            articles = uow.repository(BenchTenantArticles)
+            return await timed(lambda: _found(articles.get(row.id)))
+
+    async def search(self, query: tuple[str, str], limit: int) -> float:
+        text, tenant = query
+        async with self._data.unit_of_work(tenant=tenant) as uow:
+            articles = uow.repository(BenchTenantArticles)
+            return await timed(lambda: articles.search(text, limit=limit))
+
+    async def similar(self, query: tuple[list[float], str], k: int) -> float:
+        vector, tenant = query
+        async with self._data.unit_of_work(tenant=tenant) as uow:
+            articles = uow.repository(BenchTenantArticles)
             return await timed(lambda: articles.similar(vector, k=k))
 
 
@@ -292,6 +341,77 @@ async def queries(bench: Bench, plan: Plan, fixture: Fixture) -> list[Figure]:
     ]
 
 
+async def tenancy(bench: Bench, plan: Plan, fixture: Fixture) -> list[Figure]:
+    """The cost of scoping: ``get``, ``search``, ``similar`` of a ``TenantScoped`` repository
+    in its tenant's unit of work, against an unscoped one given the tenant as a filter."""
+    config = bench.data.config
+    folder = Path(config.faiss.index_path).parent / "tenancy"
+    tenancy_config = config.replace(faiss=config.faiss.replace(index_path=folder))
+    async with DataLayer(tenancy_config, repositories=[BenchTenantArticles]) as data:
+        scoped = Scoped(data)
+        await scoped.seed(fixture.rows, plan.batch_size)
+        return await _scoping_costs(Layer(bench), scoped, plan, fixture)
+
+
+async def _scoping_costs(
+    layer: Layer, scoped: Scoped, plan: Plan, fixture: Fixture
+) -> list[Figure]:
+    factory, k = fixture.factory, plan.top_k
+
+    def rows(count: int) -> list[Row]:
+        return factory.sample(fixture.rows, count)
+
+    def texts(count: int) -> list[tuple[str, str]]:
+        return [(factory.word(), factory.tenant()) for _ in range(count)]
+
+    def vectors(count: int) -> list[tuple[list[float], str]]:
+        return [(factory.vector(), factory.tenant()) for _ in range(count)]
+
+    async def get(row: Row) -> float:
+        return await layer.get(row.id)
+
+    async def scoped_search(query: tuple[str, str]) -> float:
+        return await scoped.search(query, k)
+
+    async def search(query: tuple[str, str]) -> float:
+        return await layer.search(query, k)
+
+    async def scoped_similar(query: tuple[list[float], str]) -> float:
+        return await scoped.similar(query, k)
+
+    async def similar(query: tuple[list[float], str]) -> float:
+        vector, tenant = query
+        return await layer.similar(vector, k, tenant)
+
+    got = await _repeated(plan, scoped.get, get, rows, plan.calls)
+    searched = await _repeated(plan, scoped_search, search, texts, plan.searches)
+    near = await _repeated(plan, scoped_similar, similar, vectors, plan.searches)
+    unscoped = "unscoped repository (no TenantScoped model), tenant_id as a filter"
+    return [
+        _at(
+            got,
+            0.5,
+            name="get (cached), TenantScoped",
+            baseline="get (cached), unscoped",
+            target=None,
+        ),
+        _at(
+            searched,
+            0.5,
+            name=f"search (text, top {k}, hydrated), TenantScoped",
+            baseline=f"search, {unscoped}",
+            target=None,
+        ),
+        _at(
+            near,
+            0.5,
+            name=f"similar (top {k} of one tenant, hydrated), TenantScoped",
+            baseline=f"similar, {unscoped}",
+            target=None,
+        ),
+    ]
+
+
 async def commits(bench: Bench, plan: Plan, fixture: Fixture) -> list[Figure]:
     """One-entity commit latency: unit of work + add + commit against four raw writes."""
     layer, factory = Layer(bench), fixture.factory
@@ -427,6 +547,7 @@ Scenario = Callable[[Bench, Plan, Fixture], Awaitable[list[Figure]]]
 SCENARIOS: dict[str, Scenario] = {
     "reads": reads,
     "queries": queries,
+    "tenancy": tenancy,
     "commit": commits,
     "bulk": bulk,
     "tracing": tracing,
