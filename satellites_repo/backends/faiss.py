@@ -25,6 +25,7 @@ from satellites_repo.backends._isolation import bisected, rejected_error
 from satellites_repo.errors import ConfigurationError, ProjectionError, Rejection, VectorIndexError
 from satellites_repo.model import Change, Operation, json_safe
 from satellites_repo.model.codec import digest_of, float32_digest
+from satellites_repo.model.packed import packed, unpacked
 from satellites_repo.vectors import VectorIndex, checked_vector
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ REBUILD_BATCH = 2000
 @dataclass(frozen=True, slots=True)
 class _Upsert:
     change: Change
-    vector: Sequence[float]
+    vector: Sequence[float | None] | np.ndarray[Any, Any]
     metadata: dict[str, Any]
 
 
@@ -187,10 +188,11 @@ class FaissBackend:
         async def upsert(
             items: Sequence[_Upsert], *, rewrite: bool = False
         ) -> list[tuple[_Upsert, Rejection]]:
+            vectors: list[Any] = [item.vector for item in items]  # the index checks them
             await self.index.upsert_many(
                 namespace,
                 [item.change.key for item in items],
-                [item.vector for item in items],
+                vectors,
                 [item.metadata for item in items],
                 versions=[item.change.version for item in items],
                 rewrite=rewrite,
@@ -225,27 +227,32 @@ class FaissBackend:
     # -- operations ----------------------------------------------------------------------
 
     async def rebuild(self, spec: EntitySpec, source: RowSource, progress: Progress) -> int:
-        """Reload the namespace from Postgres, streaming (key, version, vector, metadata)."""
+        """Reload the namespace from Postgres, streaming (key, version, vector, metadata).
+
+        Vectors arrive packed (``model.packed``): decoded per batch by numpy, never as
+        one Python float per element.
+        """
         field = spec.vectors
         assert field is not None
         await self.index.drop(field.namespace)
         if spec.search is not None and spec.search.index_when is not None:
             return await self._rebuild_matching(spec, source, progress)
         model = spec.model
-        vector_column = getattr(model, field.column)
-        columns = [getattr(model, spec.codec.primary_key), model.version, vector_column]
+        columns = [getattr(model, spec.codec.primary_key), model.version]
+        columns += [packed(getattr(model, field.column))]
         columns += [getattr(model, name) for name in field.metadata]
         loaded = 0
         async for rows in source.rows(spec, columns, REBUILD_BATCH):
+            vectors = unpacked([row[2] for row in rows], self.index.dimension)
             batch = _NamespaceBatch()
             batch.upserts = [
                 _Upsert(
                     Change(spec.table, str(row[0]), Operation.CREATED, row[1], {}),
-                    row[2],
+                    vector,
                     _metadata(field.metadata, row[3:]),
                 )
-                for row in rows
-                if row[2] is not None
+                for row, vector in zip(rows, vectors, strict=True)
+                if vector is not None
             ]
             loaded += await self._load(spec, batch)
             progress(loaded)
