@@ -43,12 +43,24 @@ class MetadataIndex:
     def __init__(self) -> None:
         self._postings: dict[str, dict[_ValueKey, set[int]]] = {}
 
-    def add(self, label: int, metadata: StoredMetadata) -> None:
-        """Index ``label`` under every field and value of ``metadata``."""
-        for field, value in metadata.items():
-            by_value = self._postings.setdefault(field, {})
-            for item in _stored_values(value):
-                by_value.setdefault(_value_key(item), set()).add(label)
+    def add_many(self, labels: Iterable[int], metadata: Iterable[StoredMetadata]) -> None:
+        """Index each label under every field and value of its metadata.
+
+        Rows that share one metadata object (``check_metadata_list`` shares equal ones)
+        are indexed together: one set update per field and value, not one per row.
+        """
+        groups: dict[int, tuple[StoredMetadata, list[int]]] = {}
+        for label, stored in zip(labels, metadata, strict=True):
+            group = groups.get(id(stored))
+            if group is None:
+                groups[id(stored)] = (stored, [label])
+            else:
+                group[1].append(label)
+        for stored, members in groups.values():
+            for field, value in stored.items():
+                by_value = self._postings.setdefault(field, {})
+                for item in _stored_values(value):
+                    by_value.setdefault(_value_key(item), set()).update(members)
 
     def remove(self, label: int, metadata: StoredMetadata) -> None:
         """Forget ``label``; ``metadata`` must be what it was added with."""

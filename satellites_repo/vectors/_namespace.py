@@ -3,7 +3,9 @@
 A namespace maps string ids to int64 FAISS labels, keeps each id's metadata and
 version, tombstones of versioned deletes, and an inverted metadata index for filters.
 Labels come from a per-namespace counter that only grows (it is saved in snapshots),
-so a label is never reused, not even after a restart.
+so a label is never reused, not even after a restart. Versions and metadata are kept
+by label in numpy columns (``_columns``), which is most of what keeps a namespace of
+500k ids close to the size of its vectors.
 
 Nothing here locks. The caller holds ``lock`` around every method call; ``retired``
 tells a caller that took the lock too late that this object was dropped or replaced by
@@ -13,13 +15,14 @@ tells a caller that took the lock too late that this object was dropped or repla
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from satellites_repo.errors import VectorIndexError
 from satellites_repo.vectors._background import BESIDE_THRESHOLD, Beside
+from satellites_repo.vectors._columns import LabelColumn
 from satellites_repo.vectors._filters import MetadataIndex
 from satellites_repo.vectors._records import VectorMatch, VectorRecord
 from satellites_repo.vectors._rows import Rows
@@ -32,6 +35,11 @@ __all__ = ["Namespace", "NamespaceExport"]
 NamespaceExport = tuple[np.ndarray[Any, np.dtype[np.uint8]], bytes]
 """A namespace as a snapshot holds it: FAISS index bytes and sidecar bytes."""
 
+_T = TypeVar("_T")
+
+NO_VERSION = -1
+"""The stored version of an id written without one (real versions are >= 0)."""
+
 
 class Namespace:
     """The vectors, ids, metadata, versions and tombstones of one namespace."""
@@ -43,8 +51,8 @@ class Namespace:
         self._store = store
         self._labels: dict[str, int] = {}
         self._ids: dict[int, str] = {}
-        self._metadata: dict[str, StoredMetadata] = {}
-        self._versions: dict[str, int] = {}
+        self._metadata = LabelColumn(object, None)
+        self._versions = LabelColumn(np.int64, NO_VERSION)
         self._tombstones: dict[str, int] = {}
         self._next_label = 0
         self._filters = MetadataIndex()
@@ -66,10 +74,8 @@ class Namespace:
         namespace._labels = dict(zip(state.ids, state.labels, strict=True))
         namespace._ids = dict(zip(state.labels, state.ids, strict=True))
         namespace._tombstones = dict(state.tombstones)
-        for key, label, metadata, version in zip(
-            state.ids, state.labels, state.metadata, state.versions, strict=True
-        ):
-            namespace._remember(key, label, metadata, version)
+        namespace._remember_metadata(namespace._labels, state.metadata)
+        namespace._remember_versions(namespace._labels, state.versions)
         return namespace
 
     def export(self) -> NamespaceExport:
@@ -79,8 +85,8 @@ class Namespace:
             next_label=self._next_label,
             ids=ids,
             labels=list(self._labels.values()),
-            metadata=[self._metadata.get(key) for key in ids],
-            versions=[self._versions.get(key) for key in ids],
+            metadata=self._metadata.take(self._labels.values()),
+            versions=self._version_list(self._labels.values()),
             tombstones=self._tombstones,
             dead=self._store.dead_labels,
         )
@@ -92,7 +98,7 @@ class Namespace:
 
     def versions(self) -> dict[str, int | None]:
         """Every live id with its version (``None`` when written without one)."""
-        return {key: self._versions.get(key) for key in self._labels}
+        return dict(zip(self._labels, self._version_list(self._labels.values()), strict=True))
 
     def upsert(
         self,
@@ -113,14 +119,15 @@ class Namespace:
         succeeded, so a failing add leaves the namespace as it was.
         """
         positions: Sequence[int]
-        if versions is None:
+        if versions is None or self._all_new(ids):
             applied, positions = [True] * len(ids), range(len(ids))
         else:
             applied, positions = self._plan_versioned(ids, versions, rewrite)
         if not positions:
             return applied
-        keys = ids if versions is None else [ids[p] for p in positions]
-        chosen = rows if versions is None else rows.take(positions)
+        everything = len(positions) == len(ids)  # then positions is 0..n-1 in order
+        keys = ids if everything else [ids[p] for p in positions]
+        chosen = rows if everything else rows.take(positions)
         labels = range(self._next_label, self._next_label + len(keys))
         new_labels, new_ids, superseded = self._add(chosen, keys, labels)
         self._next_label = labels.stop
@@ -131,16 +138,19 @@ class Namespace:
         for label in replaced:
             self._forget(self._ids[label])
         self._merge(new_labels, new_ids)
-        if metadata is not None or versions is not None or self._tombstones:
-            for key, label in new_labels.items():
-                position = positions[label - labels.start]
+        if self._tombstones:
+            for key in new_labels:
                 self._tombstones.pop(key, None)
-                self._remember(
-                    key,
-                    label,
-                    None if metadata is None else metadata[position],
-                    None if versions is None else versions[position],
-                )
+        if metadata is None and versions is None:
+            return applied
+        if everything and len(new_labels) == len(ids):  # every item is its id's winner
+            winners: Sequence[int] = positions
+        else:  # the item each id's label came from (the last one of a repeated id)
+            winners = [positions[label - labels.start] for label in new_labels.values()]
+        if metadata is not None:
+            self._remember_metadata(new_labels, _pick(metadata, winners))
+        if versions is not None:
+            self._remember_versions(new_labels, _pick(versions, winners))
         return applied
 
     def delete(self, ids: list[str], versions: list[int | None] | None) -> list[bool]:
@@ -182,10 +192,8 @@ class Namespace:
             return []
         scores, labels = self._store.search(query, min(top_k, possible), allowed)
         return [
-            VectorMatch(id=key, score=score, metadata=_copy(self._metadata.get(key)))
-            for key, score in zip(
-                map(self._ids.__getitem__, labels.tolist()), scores.tolist(), strict=True
-            )
+            VectorMatch(id=self._ids[label], score=score, metadata=_copy(self._metadata.get(label)))
+            for label, score in zip(labels.tolist(), scores.tolist(), strict=True)
         ]
 
     def get(self, keys: Sequence[str]) -> list[VectorRecord | None]:
@@ -193,15 +201,16 @@ class Namespace:
         found = [key for key in keys if key in self._labels]
         if not found:
             return [None] * len(keys)
-        vectors = self._store.vectors(np.array([self._labels[k] for k in found], dtype=np.int64))
+        labels = [self._labels[key] for key in found]
+        vectors = self._store.vectors(np.array(labels, dtype=np.int64))
         records = {
             key: VectorRecord(
                 id=key,
                 vector=tuple(vector.tolist()),
-                metadata=_copy(self._metadata.get(key)),
-                version=self._versions.get(key),
+                metadata=_copy(self._metadata.get(label)),
+                version=self._version(label),
             )
-            for key, vector in zip(found, vectors, strict=True)
+            for key, label, vector in zip(found, labels, vectors, strict=True)
         }
         return [records.get(key) for key in keys]
 
@@ -219,10 +228,11 @@ class Namespace:
         adding = Beside(
             lambda: self._store.add(rows, label_array), inline=len(keys) < BESIDE_THRESHOLD
         )
-        new_labels = dict(zip(keys, labels, strict=True))
+        numbers = list(labels)  # one int object per label, shared by both maps
+        new_labels = dict(zip(keys, numbers, strict=True))
         superseded: list[int] = []
         if len(new_labels) == len(keys):
-            new_ids = dict(zip(labels, keys, strict=True))
+            new_ids = dict(zip(numbers, keys, strict=True))
         else:
             new_ids = {label: key for key, label in new_labels.items()}
             superseded = [label for label in labels if label not in new_ids]
@@ -247,12 +257,21 @@ class Namespace:
             applied.append(True)
         return applied, list(winners.values())
 
+    def _all_new(self, ids: list[str]) -> bool:
+        """Whether every id is distinct and unknown here (no version, no tombstone)."""
+        return (
+            len(set(ids)) == len(ids)
+            and self._labels.keys().isdisjoint(ids)
+            and self._tombstones.keys().isdisjoint(ids)
+        )
+
     def _version_floor(self, key: str, winners: dict[str, int], versions: list[int | None]) -> int:
         """The version an upsert of ``key`` must exceed (-1 when any version will do)."""
         if key in winners:
             earlier = versions[winners[key]]
             return -1 if earlier is None else earlier
-        stored = self._versions.get(key, -1) if key in self._labels else -1
+        label = self._labels.get(key)
+        stored = NO_VERSION if label is None else self._versions.get(label)
         return max(stored, self._tombstones.get(key, -1))
 
     def _plan_delete(
@@ -264,7 +283,7 @@ class Namespace:
     ) -> bool:
         exists = key in self._labels and key not in removed
         if version is not None:
-            if exists and version < self._versions.get(key, -1):
+            if exists and version < self._versions.get(self._labels[key]):
                 return False
             tombstone = tombstones.get(key, self._tombstones.get(key, -1))
             tombstones[key] = max(tombstone, version)
@@ -279,22 +298,49 @@ class Namespace:
         else:  # the common bulk load: adopt the new maps instead of copying them
             self._labels, self._ids = labels, ids
 
-    def _remember(
-        self, key: str, label: int, metadata: StoredMetadata | None, version: int | None
+    def _remember_metadata(
+        self, labels: dict[str, int], metadata: list[StoredMetadata | None]
     ) -> None:
-        if metadata is not None:
-            self._metadata[key] = metadata
-            self._filters.add(label, metadata)
-        if version is not None:
-            self._versions[key] = version
+        """Store each id's metadata (``None``: none), aligned with ``labels``' order."""
+        numbers = list(labels.values())
+        self._metadata.put(numbers, metadata)
+        if None in metadata:
+            held = [(label, m) for label, m in zip(numbers, metadata, strict=True) if m is not None]
+            self._filters.add_many([label for label, _ in held], [m for _, m in held])
+            return
+        present: list[StoredMetadata] = metadata  # type: ignore[assignment]  # no None: checked
+        self._filters.add_many(numbers, present)
+
+    def _remember_versions(self, labels: dict[str, int], versions: list[int | None]) -> None:
+        """Store each id's version (``None``: written without one), aligned with ``labels``."""
+        if None in versions:
+            versions = [NO_VERSION if v is None else v for v in versions]
+        self._versions.put(list(labels.values()), versions)
+
+    def _version(self, label: int) -> int | None:
+        version: int = self._versions.get(label)
+        return None if version == NO_VERSION else version
+
+    def _version_list(self, labels: Iterable[int]) -> list[int | None]:
+        found: list[int | None] = self._versions.take(labels)
+        if NO_VERSION in found:
+            return [None if v == NO_VERSION else v for v in found]
+        return found
 
     def _forget(self, key: str) -> None:
         label = self._labels.pop(key)
         del self._ids[label]
-        self._versions.pop(key, None)
-        metadata = self._metadata.pop(key, None)
+        metadata = self._metadata.get(label)
         if metadata is not None:
+            self._metadata.clear(label)
             self._filters.remove(label, metadata)
+
+
+def _pick(values: list[_T], positions: Sequence[int]) -> list[_T]:
+    """``values`` at ``positions`` (``values`` itself when that is every position in order)."""
+    if isinstance(positions, range) and positions == range(len(values)):
+        return values
+    return [values[p] for p in positions]
 
 
 def _copy(metadata: StoredMetadata | None) -> dict[str, Any] | None:

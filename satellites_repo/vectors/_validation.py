@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence, Sized
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, cast
 
 from satellites_repo.vectors._types import JsonScalar, MetadataValue, StoredMetadata
 
@@ -35,6 +35,8 @@ __all__ = [
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
+_SHAREABLE = frozenset({str, int, bool, type(None)})
+"""Metadata value types whose equal values are interchangeable (floats: -0.0 == 0.0)."""
 
 
 def check_namespace(namespace: object) -> str:
@@ -100,7 +102,13 @@ def check_versions(versions: Sequence[int | None] | None, expected: int) -> list
     if versions is None:
         return [None] * expected
     check_length("versions", versions, expected)
-    return [check_version(v, f"versions[{i}]") for i, v in enumerate(versions)]
+    out = list(versions)
+    # Plain ints in range (the common case) are decided in C, without a call per item.
+    if set(map(type, out)) == {int}:
+        plain = cast(list[int], out)
+        if min(plain) >= 0 and max(plain) <= _INT64_MAX:
+            return out
+    return [check_version(v, f"versions[{i}]") for i, v in enumerate(out)]
 
 
 def check_metadata(metadata: object, where: str = "metadata") -> StoredMetadata | None:
@@ -129,7 +137,31 @@ def check_metadata_list(
     if metadata is None:
         return [None] * expected
     check_length("metadata", metadata, expected)
-    return [check_metadata(m, f"metadata[{i}]") for i, m in enumerate(metadata)]
+    shared: dict[tuple[Any, ...], StoredMetadata] = {}
+    return [_checked_shared(m, f"metadata[{i}]", shared) for i, m in enumerate(metadata)]
+
+
+def _checked_shared(
+    metadata: object, where: str, shared: dict[tuple[Any, ...], StoredMetadata]
+) -> StoredMetadata | None:
+    """``check_metadata``, but equal mappings of plain scalars share one checked copy.
+
+    Metadata such as a tenant repeats across a batch: checking each distinct value once
+    is faster, and the index holding one dict for all of them is far smaller. The key
+    carries each value's type, so ``True``, ``1`` and ``1.0`` stay apart (floats, lists
+    and other values are checked and stored one by one).
+    """
+    if type(metadata) is not dict:
+        return check_metadata(metadata, where)
+    values = tuple(metadata.values())
+    types = tuple(map(type, values))
+    if not _SHAREABLE.issuperset(types):
+        return check_metadata(metadata, where)
+    key = (tuple(metadata), types, values)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = check_metadata(metadata, where) or {}
+    return found
 
 
 def check_filter(filter: Mapping[str, Any] | None) -> dict[str, list[JsonScalar]]:

@@ -37,8 +37,9 @@ def assert_consistent(index: VectorIndex, namespace: str) -> None:
     assert set(in_faiss) == set(ids) | dead
     assert not dead & set(ids)
     assert all(label < state._next_label for label in in_faiss)
-    assert set(state._metadata) <= set(labels)
-    assert set(state._versions) <= set(labels)
+    live = set(ids)
+    held = {label for label in range(state._next_label) if state._metadata.get(label) is not None}
+    assert held <= live
     for by_value in state._filters._postings.values():
         for posted in by_value.values():
             assert posted

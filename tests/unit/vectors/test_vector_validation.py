@@ -141,6 +141,35 @@ async def test_bad_versions_are_rejected(seeded: VectorIndex, version: Any) -> N
     )
 
 
+@pytest.mark.parametrize("bad", [-1, True, 2**63, 1.0])
+async def test_a_bad_version_in_a_batch_of_plain_ints_is_named(
+    seeded: VectorIndex, bad: Any
+) -> None:
+    """The batch check decides plain ints at once; anything else still gets its name."""
+    vectors = [unit(1), unit(0, 1), unit(0, 0, 1)]
+    await _assert_rejected(
+        seeded,
+        lambda: seeded.upsert_many("ns", ["a", "b", "c"], vectors, versions=[1, 2**63 - 1, bad]),
+        r"versions\[2\]",
+    )
+
+
+async def test_equal_metadata_in_a_batch_keeps_each_value_and_type(index: VectorIndex) -> None:
+    """Equal mappings are checked once and stored once, but True, 1 and 1.0 stay apart."""
+    metadata: list[dict[str, Any]] = [{"k": True}, {"k": 1}, {"k": 1.0}, {"k": True}, {"k": "1"}]
+    ids = [f"v{n}" for n in range(len(metadata))]
+    await index.upsert_many("ns", ids, [unit(n % 3 + 1) for n in range(len(ids))], metadata)
+    for key, expected in zip(ids, metadata, strict=True):
+        record = await index.get("ns", key)
+        assert record is not None
+        assert record.metadata == expected
+        assert type(record.metadata["k"]) is type(expected["k"])
+    matches = await index.query("ns", unit(1), 5, filter={"k": True})
+    assert sorted(match.id for match in matches) == ["v0", "v3"]
+    matches[0].metadata["k"] = "changed"  # type: ignore[index]  # a copy: the index keeps its own
+    assert (await index.query("ns", unit(1), 5, filter={"k": True}))[0].metadata == {"k": True}
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
