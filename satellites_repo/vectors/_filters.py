@@ -8,7 +8,9 @@ hands them to FAISS as an ``IDSelectorBatch``, so only matching vectors are rank
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Sequence, Set
+
+import numpy as np
 
 from satellites_repo.vectors._types import JsonScalar, StoredMetadata
 
@@ -43,24 +45,25 @@ class MetadataIndex:
     def __init__(self) -> None:
         self._postings: dict[str, dict[_ValueKey, set[int]]] = {}
 
-    def add_many(self, labels: Iterable[int], metadata: Iterable[StoredMetadata]) -> None:
+    def add_many(self, labels: Sequence[int], metadata: Sequence[StoredMetadata]) -> None:
         """Index each label under every field and value of its metadata.
 
         Rows that share one metadata object (``check_metadata_list`` shares equal ones)
-        are indexed together: one set update per field and value, not one per row.
+        are indexed together: the rows are grouped by object in numpy, then one set
+        update per group, field and value instead of one per row.
         """
-        groups: dict[int, tuple[StoredMetadata, list[int]]] = {}
-        for label, stored in zip(labels, metadata, strict=True):
-            group = groups.get(id(stored))
-            if group is None:
-                groups[id(stored)] = (stored, [label])
-            else:
-                group[1].append(label)
-        for stored, members in groups.values():
+        if not labels:
+            return
+        objects = np.fromiter(map(id, metadata), dtype=np.uint64, count=len(metadata))
+        order = np.argsort(objects, kind="stable")
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(objects[order])) + 1))
+        grouped = np.fromiter(labels, dtype=np.int64, count=len(labels))[order]
+        for start, members in zip(starts.tolist(), np.split(grouped, starts[1:]), strict=True):
+            stored, group = metadata[int(order[start])], members.tolist()
             for field, value in stored.items():
                 by_value = self._postings.setdefault(field, {})
                 for item in _stored_values(value):
-                    by_value.setdefault(_value_key(item), set()).update(members)
+                    by_value.setdefault(_value_key(item), set()).update(group)
 
     def remove(self, label: int, metadata: StoredMetadata) -> None:
         """Forget ``label``; ``metadata`` must be what it was added with."""

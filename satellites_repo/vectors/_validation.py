@@ -153,11 +153,10 @@ def _checked_shared(
     """
     if type(metadata) is not dict:
         return check_metadata(metadata, where)
-    values = tuple(metadata.values())
-    types = tuple(map(type, values))
+    types = tuple(map(type, metadata.values()))
     if not _SHAREABLE.issuperset(types):
         return check_metadata(metadata, where)
-    key = (tuple(metadata), types, values)
+    key = (tuple(metadata.items()), types)
     found = shared.get(key)
     if found is None:
         found = shared[key] = check_metadata(metadata, where) or {}
