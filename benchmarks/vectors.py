@@ -71,8 +71,8 @@ class Sizes:
     ef_sweep: tuple[int, ...]
 
 
-FULL = Sizes(100_000, 10_000, 200, 1_000, 3, 7, (512, 1024, 1536, 2048))
-QUICK = Sizes(5_000, 1_000, 50, 100, 2, 2, (512,))
+FULL = Sizes(100_000, 10_000, 200, 1_000, 3, 7, (256, 512, 1024, 2048))
+QUICK = Sizes(5_000, 1_000, 50, 100, 2, 2, (256,))
 
 
 def main() -> None:
@@ -313,7 +313,8 @@ async def _hnsw_recall(
     result: dict[str, Any] = {
         "vectors": len(ids),
         "build_ms": _round(build_ms),
-        "default_ef_search": await _recall_and_latency(index, queries, truth) | {"ef": 256},
+        "default_ef_search": await _recall_and_latency(index, queries, truth)
+        | {"ef": index._spec.hnsw_ef_search},
     }
     flat_p50 = await _flat_p50(folder, data, ids, queries)
     result["flat_query_p50_ms"] = flat_p50
