@@ -20,6 +20,7 @@ from _environment import Bench
 from _events import event_throughput
 from _model import BenchArticle, BenchArticles, BenchTenantArticle, BenchTenantArticles
 from _stats import Figure, Target, percentile, timed
+from _vector_figures import vector_figures
 
 from satellites_repo import ALL_TENANTS, DataLayer
 
@@ -53,6 +54,10 @@ class Plan:
     batch_size: int = 500
     get_many_size: int = 100
     top_k: int = 10
+    vector_query_size: int = 10_000
+    vector_load_size: int = 100_000
+    vector_memory_size: int = 500_000
+    rebuild_rows: int = 100_000
 
 
 def _entity(row: Row, model: type[E]) -> E:
@@ -552,5 +557,6 @@ SCENARIOS: dict[str, Scenario] = {
     "bulk": bulk,
     "tracing": tracing,
     "events": events,
+    "vectors": vector_figures,
 }
 """In run order: reads and queries see only the fixture; writes add to it afterwards."""

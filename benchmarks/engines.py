@@ -16,14 +16,19 @@ process while the index is built (FAISS lives in every app process), or, for
 Elasticsearch, the index's size on the server (the app process holds no vectors).
 
 * ``faiss-flat`` and ``faiss-hnsw``: ``VectorIndex`` as the FAISS backend uses it (HNSW at
-  the ``FaissConfig`` defaults M=32, efConstruction=200, efSearch=256).
+  the ``FaissConfig`` defaults).
 * ``es-int8_hnsw``: the mapping and the kNN request the Elasticsearch engine sends
   (``DenseVector.mapping()``, ``es_knn``), bulk-loaded into an index of its own.
 
-Ready time (``--ready-rows``, 100k by default): rows with 384-d vectors are committed
-through a ``DataLayer`` into a schema of its own, a snapshot is stored in S3; then the
-time to ``start()`` a new ``DataLayer`` is measured from Postgres (empty folder, no store:
-a rebuild) and from the S3 snapshot (empty folder: download, verify, load, tail).
+Ready time (``--ready-rows``, 100k by default): rows with 384-d vectors drawn as above are
+COPYed into a schema of its own (change capture gives each its version), a writer
+``DataLayer`` rebuilds from them and stores its snapshot in S3 as it stops; then the time
+to ``start()`` a new ``DataLayer`` is measured from Postgres (empty folder, no store: a
+rebuild) and from the S3 snapshot (empty folder: download, verify, load, tail).
+
+``--engines`` picks a subset (``flat,hnsw,es``): at 1M an HNSW build with the default
+efConstruction takes an hour or more on two shared cores, and Elasticsearch ingestion
+40 minutes or more.
 """
 
 from __future__ import annotations
@@ -36,27 +41,22 @@ import secrets
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from _passages import DIMENSION, Model, Passages, copy_passages
 from elasticsearch import AsyncElasticsearch
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from satellites_repo import DataLayer, DataLayerConfig, Repository, Vector, VectorField, Versioned
+from satellites_repo import DataLayer, DataLayerConfig, VectorField
 from satellites_repo.backends.elasticsearch._query import es_knn, similarity
 from satellites_repo.migrate import create_tables
 from satellites_repo.model import DenseVector, SearchIndex, VectorQuery
-from satellites_repo.orm.base import NAMING_CONVENTION
-from satellites_repo.outbox.table import meta_table, outbox_table
 from satellites_repo.postgres import open_connection
 from satellites_repo.vectors import VectorIndex
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "engines.json"
-DIMENSION = 384
 CENTRES = 1_000
 QUERIES = 200
 WARMUP = 20
@@ -64,27 +64,8 @@ K = 10
 NOISE = 0.6
 SEED = 20251201
 ES_BATCH = 2_000
-ROW_BATCH = 2_000
-
-
-class _Model(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-for _table in (outbox_table, meta_table):
-    _table.to_metadata(_Model.metadata)
-
-
-class Passage(_Model, Versioned):
-    __tablename__ = "bench_passages"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[str]
-    embedding: Mapped[list[float]] = mapped_column(Vector(DIMENSION))
-
-
-class Passages(Repository[Passage]):
-    vectors = VectorField("embedding", namespace="bench_passages", metadata=("tenant_id",))
+COPY_BATCH = 10_000
+ENGINES = ("flat", "hnsw", "es")
 
 
 def clustered(rng: np.random.Generator, count: int, centres: np.ndarray) -> np.ndarray:
@@ -103,9 +84,10 @@ def exact_top(corpus: np.ndarray, queries: np.ndarray) -> list[set[int]]:
     return [set(row.tolist()) for row in top]
 
 
-def rss_bytes() -> int:
+def rss_bytes(field: str = "VmRSS") -> int:
+    """This process's resident set (``VmHWM``: its peak) from ``/proc/self/status``."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -232,19 +214,19 @@ async def bench_ready(
         )
         try:
             await admin.execute(f'CREATE SCHEMA "{schema}"')
-            await create_tables(base, _Model.metadata)
+            await create_tables(base, Model.metadata)
+            seeding = await open_connection(base.postgres)
+            try:
+                batches = (
+                    clustered(rng, min(COPY_BATCH, rows - start), centres)
+                    for start in range(0, rows, COPY_BATCH)
+                )
+                await copy_passages(seeding, schema, batches)
+            finally:
+                await seeding.close()
+            # The writer rebuilds from the rows and stores its snapshot in S3 as it stops.
             async with DataLayer(base.replace(faiss=s3), repositories=[Passages]) as writer:
-                for start in range(0, rows, ROW_BATCH):
-                    vectors = clustered(rng, min(ROW_BATCH, rows - start), centres)
-                    async with writer.unit_of_work() as uow:
-                        await uow.repository(Passages).add_many(
-                            [
-                                Passage(tenant_id=f"t{n % 10}", embedding=v.tolist())
-                                for n, v in enumerate(vectors)
-                            ]
-                        )
-                        await uow.commit()
-                await writer.operations.settled()
+                assert await writer.vectors.count("bench_passages") == rows
             timings = {}
             for source, faiss in (("postgres", base.faiss), ("s3_snapshot", s3)):
                 fresh = faiss.replace(index_path=Path(folder) / source)
@@ -268,8 +250,16 @@ async def main() -> None:
     parser.add_argument(
         "--ready-rows", type=int, default=100_000, help="rows for the ready-time figure (0: skip)"
     )
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated subset of {', '.join(ENGINES)} (HNSW builds take long at 1M)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     arguments = parser.parse_args()
+    chosen = [name.strip() for name in arguments.engines.split(",") if name.strip()]
+    if unknown := sorted(set(chosen) - set(ENGINES)):
+        raise SystemExit(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
     config = DataLayerConfig.from_env()
     rng = np.random.default_rng(SEED)
     centres = rng.standard_normal((CENTRES, DIMENSION), dtype=np.float32)
@@ -277,17 +267,29 @@ async def main() -> None:
     corpus = clustered(rng, arguments.size, centres)
     queries = clustered(rng, QUERIES, centres)
     truth = exact_top(corpus, queries)
-    engines = [
-        await bench_faiss("flat", corpus, queries, truth),
-        await bench_faiss("hnsw", corpus, queries, truth),
-        await bench_es(config, corpus, queries, truth),
-    ]
+    engines = []
+    for name in chosen:
+        if name == "es":
+            engines.append(await bench_es(config, corpus, queries, truth))
+        else:
+            engines.append(
+                await bench_faiss("flat" if name == "flat" else "hnsw", corpus, queries, truth)
+            )
+        print(json.dumps(engines[-1]), flush=True)  # a long run keeps what it has measured
+    del corpus  # the ready-time part draws its own rows
     ready = (
         await bench_ready(config, arguments.ready_rows, rng, centres)
         if arguments.ready_rows
         else {}
     )
-    result = {"size": arguments.size, "dimension": DIMENSION, "engines": engines, "ready": ready}
+    result = {
+        "size": arguments.size,
+        "dimension": DIMENSION,
+        "engines": engines,
+        "ready": ready,
+        "load_average_at_end": [round(load, 2) for load in os.getloadavg()],
+        "peak_rss_mb": round(rss_bytes("VmHWM") / 2**20),
+    }
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps(result, indent=2) + "\n")
     print(

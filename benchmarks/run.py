@@ -47,6 +47,10 @@ QUICK = Plan(
     warmup=10,
     bulk_entities=1_000,
     naive_entities=200,
+    vector_query_size=2_000,
+    vector_load_size=10_000,
+    vector_memory_size=20_000,
+    rebuild_rows=5_000,
 )
 
 
