@@ -17,7 +17,7 @@ import orjson
 from satellites_repo.errors import VectorIndexError
 from satellites_repo.vectors._documents import parse_document
 from satellites_repo.vectors._types import StoredMetadata
-from satellites_repo.vectors._validation import check_metadata, check_version
+from satellites_repo.vectors._validation import check_metadata_list, check_version
 
 __all__ = ["FORMAT", "SidecarState", "decode", "encode"]
 
@@ -73,7 +73,7 @@ def _state(raw: dict[str, Any]) -> SidecarState:
         next_label=next_label,
         ids=ids,
         labels=_column(raw["labels"], _label),
-        metadata=_column(raw["metadata"], check_metadata),
+        metadata=_shared_metadata(raw["metadata"]),
         versions=_column(raw["versions"], check_version),
         tombstones={_text(k): _required_version(v) for k, v in _mapping(raw["tombstones"])},
         dead=_column(raw["dead"], _label),
@@ -97,6 +97,12 @@ def _column(values: object, convert: Callable[[Any], _T]) -> list[_T]:
     if not isinstance(values, list):
         raise TypeError(f"expected a list, got {type(values).__name__}")
     return [convert(value) for value in values]
+
+
+def _shared_metadata(values: object) -> list[StoredMetadata | None]:
+    """The metadata column, checked, equal mappings sharing one copy as after a rebuild."""
+    rows = _column(values, lambda value: value)
+    return check_metadata_list(rows, len(rows))
 
 
 def _mapping(values: object) -> list[tuple[Any, Any]]:
