@@ -56,10 +56,12 @@ class MetadataIndex:
             return
         objects = np.fromiter(map(id, metadata), dtype=np.uint64, count=len(metadata))
         order = np.argsort(objects, kind="stable")
-        starts = np.concatenate(([0], np.flatnonzero(np.diff(objects[order])) + 1))
-        grouped = np.fromiter(labels, dtype=np.int64, count=len(labels))[order]
-        for start, members in zip(starts.tolist(), np.split(grouped, starts[1:]), strict=True):
-            stored, group = metadata[int(order[start])], members.tolist()
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(objects[order])) + 1)).tolist()
+        positions = order.tolist()
+        # The label objects themselves (not new ints): the id maps hold the same ones.
+        grouped = [labels[p] for p in positions]
+        for start, stop in zip(starts, [*starts[1:], len(positions)], strict=True):
+            stored, group = metadata[positions[start]], grouped[start:stop]
             for field, value in stored.items():
                 by_value = self._postings.setdefault(field, {})
                 for item in _stored_values(value):
