@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, text
 from satellites_repo import observe
 from satellites_repo.model.change import Operation
 from satellites_repo.model.codec import json_bytes, json_safe
+from satellites_repo.observe import OutboxStamp
 from satellites_repo.outbox.capture import CAPTURE_TRIGGER_NAMES, MISSING_CAPTURE_SQL
 from satellites_repo.outbox.records import (
     EVENT_OPERATION,
@@ -41,9 +42,16 @@ __all__ = ["FollowPoint", "OutboxStatus", "OutboxStore", "Settlement"]
 
 _COLUMNS = (
     "seq, event_id, txid, entity, key, operation, version, "
-    "payload::text AS payload, pending, attempts"
+    "payload::text AS payload, pending, attempts, "
+    "extract(epoch FROM created_at)::float8 AS created"
 )
 PURGED_UPTO = "outbox_purged_upto_txid"
+_CAPTURED = (
+    f"SELECT {_COLUMNS} FROM {outbox_table.name} "
+    "WHERE txid = (pg_current_xact_id_if_assigned()::text)::bigint "
+    f"AND operation <> '{EVENT_OPERATION}' ORDER BY seq"
+)
+"""The rows the capture triggers wrote in the current transaction."""
 _SNAPSHOT = (
     "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax,"
     " ARRAY(SELECT pg_snapshot_xip(s)::text::bigint) AS xip FROM pg_current_snapshot() AS s"
@@ -121,15 +129,14 @@ class OutboxStore:
         updated is one ``created``; created then deleted is nothing): the superseded rows
         are deleted, so one commit publishes one event per row it changed.
         """
-        result = await session.execute(
-            text(
-                f"SELECT {_COLUMNS} FROM {outbox_table.name} "
-                "WHERE txid = (pg_current_xact_id_if_assigned()::text)::bigint "
-                f"AND operation <> '{EVENT_OPERATION}' ORDER BY seq"
-            )
-        )
-        records = [_record(row) for row in result.mappings()]
-        folded, superseded, created = fold_captured(records)
+        # On the driver's connection (the same transaction): SQLAlchemy's result rows
+        # cost more than the rows themselves here, one per captured row of a bulk commit.
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        stamp = observe.outbox_stamp()
+        rows = await driver.fetch(_CAPTURED)
+        folded, superseded, created = fold_captured([_record(row, stamp) for row in rows])
         if superseded:
             await session.execute(
                 text(f"DELETE FROM {outbox_table.name} WHERE seq = ANY(:seqs)"),
@@ -143,16 +150,18 @@ class OutboxStore:
                 ),
                 {"seqs": created},
             )
-        return await self._stamp_captured(session, folded)
+        await self._stamp_captured(session, folded, stamp)
+        return folded
 
     async def _stamp_captured(
-        self, session: AsyncSession, records: list[OutboxRecord]
-    ) -> list[OutboxRecord]:
-        """With OpenTelemetry, the trigger-written rows get the commit's stamp too (one
-        UPDATE), so a relay that delivers them later links to this commit."""
-        stamp = observe.outbox_stamp()
-        if stamp is None or not records:
-            return records
+        self, session: AsyncSession, records: list[OutboxRecord], stamp: OutboxStamp | None
+    ) -> None:
+        """When the commit is traced, the trigger-written rows get its stamp too (one
+        UPDATE), so a relay that delivers them later links to this commit. Untraced, the
+        UPDATE would only rewrite every row for a write time ``created_at`` already holds.
+        """
+        if stamp is None or stamp.traceparent is None or not records:
+            return
         await session.execute(
             text(
                 f"UPDATE {outbox_table.name} SET payload = payload || jsonb_build_object("
@@ -164,7 +173,6 @@ class OutboxStore:
                 "seqs": [record.seq for record in records],
             },
         )
-        return [dataclasses.replace(record, stamp=stamp) for record in records]
 
     async def captured_tables(self, tables: Sequence[str]) -> set[str]:
         """Which of ``tables`` carry every capture trigger."""
@@ -514,10 +522,16 @@ def _event_row(event: DataEvent) -> dict[str, Any]:
     }
 
 
-def _record(row: Mapping[Any, Any] | asyncpg.Record) -> OutboxRecord:
+def _record(
+    row: Mapping[Any, Any] | asyncpg.Record, stamp: OutboxStamp | None = None
+) -> OutboxRecord:
+    """An outbox row as a record; its stamp is ``stamp`` (this commit's), else the one it
+    stores, else its ``created_at`` (a row no traced commit stamped)."""
     values = dict(row)
-    values["payload"] = orjson.loads(values["payload"])
-    values["stamp"] = observe.pop_stamp(values["payload"])
+    payload = orjson.loads(values["payload"])
+    stored = observe.pop_stamp(payload)
+    values["payload"] = payload
+    values["stamp"] = stamp or stored or OutboxStamp(None, values["created"])
     return OutboxRecord.from_row(values)
 
 
