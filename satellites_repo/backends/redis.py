@@ -20,6 +20,7 @@ tenant's cached row is out of its reach by construction, whatever key it guesses
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Container, Mapping, Sequence
@@ -31,7 +32,7 @@ import orjson
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from satellites_repo.backends._isolation import rejected_error
 from satellites_repo.errors import ProjectionError, Rejection, TenantError, UnavailableError
@@ -70,6 +71,8 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
+
+_GUARDED_SET_SHA = hashlib.sha1(_GUARDED_SET.encode()).hexdigest()
 
 _ERRORS = (RedisError, OSError)
 REBUILD_BATCH = 500
@@ -128,7 +131,6 @@ class RedisBackend:
         self._registry = registry
         self._client: redis.Redis | None = None
         self._reader: redis.Redis | None = None
-        self._guarded_set: Any = None
         self.read_failures = FailureLog(logger, "a Redis cache call", then="using Postgres")
 
     @property
@@ -183,7 +185,6 @@ class RedisBackend:
         client = _client(self._config, socket_timeout=self._config.timeout)
         self._client = await proven(client, _ping, client.aclose)
         self._reader = _client(self._config, socket_timeout=None)
-        self._guarded_set = self._client.register_script(_GUARDED_SET)
 
     async def close(self) -> None:
         for client in (self._reader, self._client):
@@ -233,15 +234,22 @@ class RedisBackend:
         self, client: redis.Redis, writes: Sequence[tuple[str, CachedRow, int, bool]]
     ) -> list[Any]:
         """Guarded writes of (key, row, ttl, repair) in one pipeline round trip; the reply
-        of each (an exception where Redis refused that key)."""
+        of each (an exception where Redis refused that key).
+
+        The script is called by its digest (``EVALSHA``) without asking first whether
+        Redis knows it: only after a restart or a ``SCRIPT FLUSH`` does it not, and then
+        it is loaded and the refused writes sent again (two more round trips, once).
+        """
         if not writes:
             return []
-        async with client.pipeline(transaction=False) as pipe:
-            for key, row, ttl, repair in writes:
-                args = [row.version, row.value(), ttl, row.fingerprint, "1" if repair else ""]
-                await self._guarded_set(keys=[key], args=args, client=pipe)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
+        replies = await _evalsha(client, writes)
+        unknown = [at for at, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unknown:
+            await client.script_load(_GUARDED_SET)
+            again = await _evalsha(client, [writes[at] for at in unknown])
+            for at, reply in zip(unknown, again, strict=True):
+                replies[at] = reply
+        return replies
 
     async def read(
         self, spec: EntitySpec, keys: Sequence[str], tenant: str | None = None
@@ -410,6 +418,17 @@ async def _batched(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]
             batch = []
     if batch:
         yield batch
+
+
+async def _evalsha(
+    client: redis.Redis, writes: Sequence[tuple[str, CachedRow, int, bool]]
+) -> list[Any]:
+    async with client.pipeline(transaction=False) as pipe:
+        for key, row, ttl, repair in writes:
+            args = (row.version, row.value(), ttl, row.fingerprint, "1" if repair else "")
+            pipe.evalsha(_GUARDED_SET_SHA, 1, key, *args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
 
 async def _ping(client: redis.Redis) -> None:

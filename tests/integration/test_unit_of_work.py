@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from typing import Any
@@ -394,6 +395,24 @@ async def test_a_slow_reader_cannot_put_an_older_version_back(layer: DataLayer) 
     vector = await layer.vectors.get("articles", str(entity.id))
     assert vector is not None
     assert vector.version == second
+
+
+async def test_cache_writes_load_the_guard_again_after_redis_forgot_it(layer: DataLayer) -> None:
+    """Writes call the guard by digest (EVALSHA) without asking Redis first whether it
+    knows the script: after a SCRIPT FLUSH (or a restart) they load it and still land."""
+    (first,) = await create(layer, article(title="before"))
+    await layer.redis.script_flush()
+    (second,) = await create(layer, article(title="after"))
+    entry = await cached(layer, second.id)
+    assert entry is not None
+    assert (entry[0], entry[1]["title"]) == (second.version, "after")
+
+    await layer.redis.script_flush()
+    stale = Change("articles", str(first.id), Operation.UPDATED, first.version, {"title": "old"})
+    await cache_of(layer).apply([dataclasses.replace(stale, version=first.version - 1)])
+    entry = await cached(layer, first.id)
+    assert entry is not None
+    assert (entry[0], entry[1]["title"]) == (first.version, "before")  # still guarded
 
 
 async def test_a_slow_reader_cannot_resurrect_a_deleted_row(layer: DataLayer) -> None:
