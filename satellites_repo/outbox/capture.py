@@ -24,7 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from satellites_repo.outbox.table import OUTBOX_CHANNEL, VERSION_SEQUENCE, outbox_table
+from satellites_repo.outbox.table import (
+    NOTIFY_PAYLOAD,
+    OUTBOX_CHANNEL,
+    VERSION_SEQUENCE,
+    outbox_table,
+)
 
 __all__ = [
     "ALL_SHARED",
@@ -98,7 +103,7 @@ BEGIN
     GET DIAGNOSTICS written = ROW_COUNT;
   END IF;
   IF written + gone > 0 THEN
-    PERFORM pg_notify('{OUTBOX_CHANNEL}', '');
+    PERFORM pg_notify('{OUTBOX_CHANNEL}', {NOTIFY_PAYLOAD});
   END IF;
   RETURN NULL;
 END

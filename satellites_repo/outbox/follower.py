@@ -62,6 +62,7 @@ class Follower:
         self._applied: set[int] = set()
         self._released: set[int] = set()
         self._point: FollowPoint | None = None
+        self._woken = asyncio.Event()
 
     def claim(self, txid: int) -> None:
         """Before COMMIT: this process will apply the transaction's changes itself."""
@@ -79,6 +80,7 @@ class Follower:
         if txid in self._claimed:
             self._claimed.discard(txid)
             self._released.add(txid)
+            self._woken.set()  # its NOTIFY was passed over as this process's own
 
     @property
     def tables(self) -> list[str]:
@@ -152,6 +154,12 @@ class Follower:
             self.backend.checkpoint = min({point.xmin, *claimed, *self._released})
             self._applied = {txid for txid in self._applied if point.holds(txid)}
 
+    def _own(self, payload: str) -> bool:
+        """Whether a NOTIFY is for a transaction this process's fast path applies itself:
+        following it would read nothing (its rows are skipped), at five round trips."""
+        txid = int(payload) if payload.isdigit() else None
+        return txid in self._claimed or txid in self._applied
+
     async def _apply(self, records: list[OutboxRecord]) -> None:
         """Apply a page; rows the backend refuses are logged and passed over, never
         retried here (each instance's copy would stop following at a poison row)."""
@@ -167,10 +175,11 @@ class Follower:
         """Follow until cancelled: woken by NOTIFY on ``listener``, else every poll interval."""
         if not self._specs:
             return
-        woken = asyncio.Event()
+        woken = self._woken
 
-        def wake(*_: object) -> None:
-            woken.set()
+        def wake(connection: object, pid: int, channel: str, payload: object) -> None:
+            if not self._own(str(payload)):
+                woken.set()
 
         await listener.add_listener(OUTBOX_CHANNEL, wake)
         try:

@@ -29,7 +29,12 @@ from satellites_repo.outbox.records import (
     OutboxRecord,
     event_row_payload,
 )
-from satellites_repo.outbox.table import OUTBOX_CHANNEL, meta_table, outbox_table
+from satellites_repo.outbox.table import (
+    NOTIFY_PAYLOAD,
+    OUTBOX_CHANNEL,
+    meta_table,
+    outbox_table,
+)
 from satellites_repo.retry import Backoff
 
 if TYPE_CHECKING:
@@ -210,7 +215,7 @@ class OutboxStore:
         stamp = observe.outbox_stamp()
         result = await session.execute(statement, observe.stamped(rows, stamp))
         if any(row["entity"] in self._followed for row in rows):
-            await session.execute(select(text(f"pg_notify('{OUTBOX_CHANNEL}', '')")))
+            await session.execute(select(text(f"pg_notify('{OUTBOX_CHANNEL}', {NOTIFY_PAYLOAD})")))
         return [
             OutboxRecord(
                 seq=seq,

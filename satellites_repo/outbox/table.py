@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection
 from satellites_repo.orm.base import Base
 
 __all__ = [
+    "NOTIFY_PAYLOAD",
     "OUTBOX_CHANNEL",
     "VERSION_SEQUENCE",
     "delivery_table",
@@ -52,6 +53,10 @@ __all__ = [
 
 OUTBOX_CHANNEL = "satellites_outbox"
 """The NOTIFY channel a commit with outbox rows signals, waking followers at once."""
+
+NOTIFY_PAYLOAD = "pg_current_xact_id()::text"
+"""What the NOTIFY says: the committing transaction's id, so the committing process's own
+follower, whose fast path applies that transaction itself, need not wake for it."""
 
 VERSION_SEQUENCE = "satellites_version"
 """The one sequence every captured row's ``version`` comes from (see ``outbox.capture``)."""
