@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from satellites_repo.model.spec import Registry
 from satellites_repo.outbox.follower import Follower
 from satellites_repo.outbox.store import FollowPoint
+from satellites_repo.retry import wait_until
 from satellites_repo.testing.fakes import FakeBackend
 from tests.unit.models import Notes
 
@@ -44,7 +45,9 @@ class Listener:
         self.wake = None
 
 
-async def _running(store: CountingStore) -> tuple[Follower, Listener, asyncio.Task[None]]:
+@contextlib.asynccontextmanager
+async def _running(store: CountingStore) -> AsyncIterator[tuple[Follower, Wake]]:
+    """A follower running on a listener; yields it and the listener's NOTIFY callback."""
     follower = Follower(
         store=store,  # type: ignore[arg-type]
         backend=FakeBackend("faiss", shared=False),
@@ -57,7 +60,13 @@ async def _running(store: CountingStore) -> tuple[Follower, Listener, asyncio.Ta
     listener = Listener()
     task = asyncio.create_task(follower.run(listener))  # type: ignore[arg-type]
     await listener.listening.wait()
-    return follower, listener, task
+    assert listener.wake is not None
+    try:
+        yield follower, listener.wake
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _settle() -> None:
@@ -67,43 +76,31 @@ async def _settle() -> None:
 
 async def test_own_transactions_do_not_wake_the_follower_but_others_do() -> None:
     store = CountingStore()
-    follower, listener, task = await _running(store)
-    assert listener.wake is not None
-    try:
+    async with _running(store) as (follower, wake):
         follower.claim(41)
-        listener.wake(None, 1, "satellites_outbox", "41")  # committed, being applied here
+        wake(None, 1, "satellites_outbox", "41")  # committed, being applied here
         follower.applied(41)
-        listener.wake(None, 1, "satellites_outbox", "41")  # a late copy of the same NOTIFY
+        wake(None, 1, "satellites_outbox", "41")  # a late copy of the same NOTIFY
         await _settle()
         assert store.follows == 0
 
-        listener.wake(None, 2, "satellites_outbox", "42")  # another process's commit
-        await store.followed.wait()
+        wake(None, 2, "satellites_outbox", "42")  # another process's commit
+        assert await wait_until(store.followed, 10)
         assert store.follows == 1
 
         store.followed.clear()
-        listener.wake(None, 2, "satellites_outbox", "")  # a repair's NOTIFY names none
-        await store.followed.wait()
+        wake(None, 2, "satellites_outbox", "")  # a repair's NOTIFY names none
+        assert await wait_until(store.followed, 10)
         assert store.follows == 2
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_transaction_given_back_wakes_the_follower() -> None:
     store = CountingStore()
-    follower, listener, task = await _running(store)
-    assert listener.wake is not None
-    try:
+    async with _running(store) as (follower, wake):
         follower.claim(7)
-        listener.wake(None, 1, "satellites_outbox", "7")
+        wake(None, 1, "satellites_outbox", "7")
         await _settle()
         assert store.follows == 0
         follower.release(7)  # the fast path failed: the follower must read it after all
-        await store.followed.wait()
+        assert await wait_until(store.followed, 10)
         assert store.follows == 1
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
