@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import REAL
+import orjson
+from sqlalchemy import REAL, BindParameter, ColumnElement, Text, cast, type_coerce
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -27,6 +28,32 @@ def as_float32_vector(
     """
     result: list[float] = checked_vector(values, dimension).data[0].tolist()
     return result
+
+
+def array_text(values: Sequence[float] | np.ndarray[Any, Any], dimension: int) -> str:
+    """``values`` checked as ``as_float32_vector`` checks them, as Postgres array text.
+
+    Each number is written as the shortest decimal that reads back as the same float32,
+    so ``real[]`` holds exactly the checked values.
+    """
+    array = checked_vector(values, dimension).data[0]
+    return "{" + orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode() + "}"
+
+
+class _VectorText(TypeDecorator[list[float]]):
+    """How a ``Vector`` value is sent: checked, as array text the server casts to
+    ``real[]``. asyncpg's binary array encoder tests every element against an abstract
+    base class, about 110 us per 384 floats; the text takes under 10 us to write."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, dimension: int) -> None:
+        super().__init__()
+        self.dimension = dimension
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else array_text(value, self.dimension)
 
 
 class Vector(TypeDecorator[list[float]]):
@@ -56,6 +83,10 @@ class Vector(TypeDecorator[list[float]]):
         if value is None:
             return None
         return as_float32_vector(value, self.dimension)
+
+    def bind_expression(self, bindvalue: BindParameter[list[float]]) -> ColumnElement[Any]:
+        """Values go to Postgres as checked array text, cast there (see ``_VectorText``)."""
+        return cast(type_coerce(bindvalue, _VectorText(self.dimension)), self.impl)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
         if value is None:

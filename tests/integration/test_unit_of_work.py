@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from sqlalchemy import select
@@ -497,6 +498,27 @@ async def test_bad_vectors_fail_before_commit(
             await uow.repository(Articles).add(article(embedding=embedding))
     assert await layer.postgres.fetchval("SELECT count(*) FROM articles") == 0
     assert events.events == []
+
+
+async def test_vectors_are_stored_as_exactly_the_float32_values_given(layer: DataLayer) -> None:
+    """Vectors travel as array text (shortest float32 decimals): Postgres must hold the
+    very float32 values, extreme magnitudes and signed zero included, on INSERT and UPDATE."""
+
+    async def stored(entity_id: uuid.UUID) -> bytes:
+        values = await layer.postgres.fetchval(
+            "SELECT embedding FROM articles WHERE id = $1", entity_id
+        )
+        return np.asarray(values, np.float32).tobytes()
+
+    given = [1 / 3, -3.4028234e38, 1.4e-45, -0.0]
+    (entity,) = await create(layer, article(embedding=given))
+    assert await stored(entity.id) == np.asarray(given, np.float32).tobytes()
+    async with layer.unit_of_work() as uow:
+        loaded = await uow.repository(Articles).get(entity.id)
+        assert loaded is not None
+        loaded.embedding = [0.1, 0.2, 0.3, 0.4]
+        await uow.commit()
+    assert await stored(entity.id) == np.asarray([0.1, 0.2, 0.3, 0.4], np.float32).tobytes()
 
 
 async def test_a_bad_vector_set_after_add_fails_the_commit_cleanly(

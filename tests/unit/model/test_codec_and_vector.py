@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from satellites_repo import Vector, Versioned
 from satellites_repo.model.codec import RowCodec, json_safe
-from satellites_repo.model.vector import as_float32_vector
+from satellites_repo.model.vector import array_text, as_float32_vector
 from tests.unit.models import UnitModel
 
 
@@ -136,3 +136,13 @@ def test_vector_column_binds_checked_values() -> None:
     assert column_type.process_bind_param(None, None) is None  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must have 3 numbers"):
         column_type.process_bind_param([1.0], None)  # type: ignore[arg-type]
+
+
+def test_vectors_are_sent_as_array_text_that_reads_back_as_the_same_float32() -> None:
+    values = [0.1, -1 / 3, 3.4028234e38, 1.4e-45, -0.0, 2.0**-126]
+    text = array_text(values, 6)
+    assert (text[0], text[-1]) == ("{", "}")
+    sent = np.asarray(text[1:-1].split(","), dtype=np.float32)
+    assert sent.tobytes() == np.asarray(values, dtype=np.float32).tobytes()
+    with pytest.raises(ValueError, match="NaN"):
+        array_text([1.0, float("nan")], 2)
