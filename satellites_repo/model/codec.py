@@ -278,9 +278,23 @@ class RowCodec:
         return self.payload_of_values(self.values(entity))
 
     def payload_of_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Column values (an entity's, or a row's) as JSON-safe data."""
-        result: dict[str, Any] = json_safe({name: values[name] for name in self.columns})
-        return result
+        """Column values (an entity's, or a row's) as JSON-safe data.
+
+        Exactly what ``json_safe`` makes of them, but plain values (text, numbers, UUIDs,
+        lists of finite floats such as a vector) are taken as they are: encoding and
+        decoding a 384-d vector only to get the same floats back cost ~40 us a row.
+        """
+        payload: dict[str, Any] = {}
+        other: dict[str, Any] = {}
+        for name in self.columns:
+            value = values[name]
+            plain = _plain(value)
+            if plain is _NOT_PLAIN:
+                other[name] = value
+            payload[name] = plain
+        if other:
+            payload.update(json_safe(other))
+        return payload
 
     def key_of(self, entity: object) -> Any:
         return getattr(entity, self.primary_key)
@@ -374,6 +388,26 @@ def _row_adapter(
     row_type = make_typed_dict(name, types, total=False)
     row_type.__pydantic_config__ = ConfigDict(allow_inf_nan=True)  # as Postgres allows
     return TypeAdapter(row_type)
+
+
+_NOT_PLAIN = object()
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as ``json_safe`` would return it, when that is cheap to see; else
+    ``_NOT_PLAIN``. A float sum is finite only if every item is (an overflowing sum of
+    finite items just takes the long way)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _NOT_PLAIN
+    if kind is uuid.UUID:
+        return str(value)
+    if kind is list and all(type(item) is float for item in value) and math.isfinite(sum(value)):
+        return list(value)
+    return _NOT_PLAIN
 
 
 def _typable(value: object) -> bool:

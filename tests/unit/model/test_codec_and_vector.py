@@ -7,6 +7,7 @@ import decimal
 import uuid
 
 import numpy as np
+import orjson
 import pytest
 from sqlalchemy import DateTime, Numeric, inspect
 from sqlalchemy.orm import Mapped, mapped_column
@@ -56,6 +57,33 @@ def test_payload_is_json_safe() -> None:
     assert payload["id"] == "12345678-1234-5678-1234-567812345678"
     assert payload["issued_at"] == "2026-01-02T03:04:05+00:00"
     assert payload["amount"] == "12.50"
+
+
+class _DriverUUID(uuid.UUID):
+    """A UUID subclass, as asyncpg returns them."""
+
+
+@pytest.mark.parametrize(
+    ("note", "embedding", "key"),
+    [
+        ("plain text", [0.5, -0.0, 1e-45], uuid.UUID(int=1)),
+        (None, [1, 2, 3], _DriverUUID(int=2)),  # ints in a vector are written as ints
+        ("x", np.asarray([0.1, 0.2, 0.3], dtype=np.float32), uuid.UUID(int=3)),
+        ("y", [0.1, float("nan"), float("inf")], uuid.UUID(int=4)),
+        ("z", [1.7e308, 1.7e308, 1.0], uuid.UUID(int=5)),  # a sum that overflows
+    ],
+)
+def test_payload_takes_plain_values_as_json_safe_would_make_them(
+    note: str | None, embedding: object, key: uuid.UUID
+) -> None:
+    codec = RowCodec(inspect(Invoice))
+    values = {**codec.values(make_invoice()), "note": note, "embedding": embedding, "id": key}
+    payload = codec.payload_of_values(values)
+    expected = json_safe(values)
+    assert payload == expected
+    assert list(payload) == list(expected)
+    assert [type(v) for v in payload.values()] == [type(v) for v in expected.values()]
+    assert orjson.dumps(payload) == orjson.dumps(expected)
 
 
 def test_detached_entity_holds_committed_values() -> None:
