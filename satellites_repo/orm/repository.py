@@ -43,12 +43,12 @@ from satellites_repo.model import (
     TextSearch,
     VectorField,
     VectorHit,
-    as_float32_vector,
 )
 from satellites_repo.model.policies import NO_SEARCH_INDEX
 from satellites_repo.orm.pagination import keyset_page
 from satellites_repo.orm.search import BoundSearch, hybrid_search, similar_search
 from satellites_repo.orm.translate import translated
+from satellites_repo.vectors import checked_vector
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -422,7 +422,7 @@ class Repository(Generic[T]):
         if value is None:
             return
         try:
-            as_float32_vector(value, dimension)
+            checked_vector(value, dimension)  # converted (and checked again) when bound
         except ValueError as exc:
             raise ValueError(f"{self._spec.model.__name__}.{field.column}: {exc}") from None
 

@@ -157,5 +157,7 @@ def _with_whole(record: OutboxRecord, flushed: Change | None) -> OutboxRecord:
         operation is not Operation.DELETED and flushed.version != record.version
     ):
         return dataclasses.replace(record, attempts=1)
-    whole = dataclasses.replace(flushed, operation=operation, version=record.version)
+    whole = flushed
+    if flushed.operation is not operation or flushed.version != record.version:
+        whole = dataclasses.replace(flushed, operation=operation, version=record.version)
     return dataclasses.replace(record, attempts=1, whole=whole)
