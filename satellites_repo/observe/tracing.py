@@ -163,11 +163,20 @@ class OutboxStamp:
 
 
 def outbox_stamp() -> OutboxStamp | None:
-    """The stamp for rows written now: ``None`` without OpenTelemetry (rows stay as they were)."""
+    """The stamp for rows written now: ``None`` without OpenTelemetry (rows stay as they were).
+
+    Only a sampled commit gives its ``traceparent``: a link to a trace nobody records is
+    worth nothing, and a commit whose rows need no trace is spared rewriting them.
+    """
     if not _otel.AVAILABLE:
         return None
+    from opentelemetry.trace import get_current_span
+
+    context = _COMMIT_CONTEXT.get()
+    if not get_current_span(context).get_span_context().trace_flags.sampled:
+        return OutboxStamp(None, time.time())
     carrier: dict[str, str] = {}
-    _otel.propagator().inject(carrier, context=_COMMIT_CONTEXT.get())
+    _otel.propagator().inject(carrier, context=context)
     return OutboxStamp(carrier.get("traceparent"), time.time())
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from satellites_repo import DataEvent, DataLayer, DataLayerConfig
+from satellites_repo.backends.redis import CachedRow
 from satellites_repo.migrate import create_tables
 from tests.integration.conftest import subprocess_environment
 from tests.integration.models import REPOSITORIES, Articles, IntegrationModel
@@ -370,4 +371,7 @@ async def test_vectors_stay_out_of_outbox_rows_and_events_but_replays_have_them(
     await settle_everything(quiet_layer)
     cached = await quiet_layer.redis.get(key)
     assert isinstance(cached, bytes)
-    assert b'"embedding":[1.0,1.0,0.0,0.0]' in cached
+    entry = CachedRow.parse(cached)
+    assert entry is not None
+    codec = quiet_layer.operations.spec(Articles).codec
+    assert codec.loads(entry.body)["embedding"] == [1.0, 1.0, 0.0, 0.0]
