@@ -28,6 +28,7 @@ from satellites_repo.outbox.hooks import OutboxHooks
 from satellites_repo.outbox.monitor import OutboxMonitor
 from satellites_repo.outbox.records import EVENTS_TARGET
 from satellites_repo.outbox.rehydrate import Rehydrator
+from satellites_repo.outbox.related_capture import related_triggers
 from satellites_repo.outbox.relay import Relay
 from satellites_repo.outbox.settler import Settler
 from satellites_repo.outbox.source import PostgresSource
@@ -294,6 +295,18 @@ class Runtime:
                 "upgrade`), or create the tables with satellites_repo.migrate.create_tables"
             )
         self._hooks.captured = frozenset(captured)
+        triggers = [trigger for spec in specs for trigger in related_triggers(spec)]
+        wanted = [(trigger.table, name) for trigger in triggers for name in trigger.names]
+        absent = await self.outbox.missing_triggers(wanted)
+        lacking = sorted(
+            {t.about for t in triggers if any((t.table, n) in absent for n in t.names)}
+        )
+        if lacking:
+            raise RuntimeError(
+                f"the capture of related tables is missing for {', '.join(lacking)}: a "
+                "revision must call satellites_repo.migrate.install_related_capture(<Repository>) "
+                "(then `satellites db upgrade`), or pass repositories=[...] to create_tables"
+            )
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         self._tasks.spawn(name, work)

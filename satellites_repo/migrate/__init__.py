@@ -19,6 +19,7 @@ from satellites_repo.migrate.commands import (
     upgrade,
 )
 from satellites_repo.migrate.env import MIGRATION_LOCK, VERSION_TABLE, render_item, run_alembic_env
+from satellites_repo.migrate.related import install_related_capture, remove_related_capture
 from satellites_repo.migrate.schema import create_tables
 from satellites_repo.migrate.tenancy import (
     disable_tenant_policy,
@@ -39,8 +40,10 @@ __all__ = [
     "enable_tenant_policies",
     "enable_tenant_policy",
     "install_capture",
+    "install_related_capture",
     "new_revision",
     "remove_capture",
+    "remove_related_capture",
     "render_item",
     "run_alembic_env",
     "upgrade",

@@ -8,6 +8,9 @@ with Postgres' "no schema has been selected to create in".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -15,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from satellites_repo.config import DataLayerConfig
 from satellites_repo.errors import ConfigurationError
 from satellites_repo.migrate.capture import capture_ddl
+from satellites_repo.migrate.related import related_capture_ddl
 from satellites_repo.migrate.tenancy import enable_tenant_policies
 from satellites_repo.orm.base import Base
 from satellites_repo.postgres import open_engine
@@ -46,11 +50,18 @@ def create_missing_schema(connection: Connection, schema: str | None) -> None:
         ) from exc
 
 
-async def create_tables(config: DataLayerConfig, metadata: MetaData | None = None) -> None:
+async def create_tables(
+    config: DataLayerConfig,
+    metadata: MetaData | None = None,
+    *,
+    repositories: Sequence[type[Any]] = (),
+) -> None:
     """Create every table of ``metadata`` (default ``Base.metadata``) that does not exist.
 
     Installs the change capture on every ``Versioned`` table too (``capture_ddl``), and
-    the row-level security policy of every tenant-scoped one (``enable_tenant_policy``).
+    the row-level security policy of every tenant-scoped one (``enable_tenant_policy``),
+    and the capture of the tables the ``repositories``' search documents embed
+    (``related=``; see ``install_related_capture``).
     For tests, demos and quick starts, before ``DataLayer.start()`` (which needs the
     library's outbox table and the capture). Production schemas belong to migrations
     (``satellites db``), whose revisions call ``install_capture``.
@@ -61,7 +72,7 @@ async def create_tables(config: DataLayerConfig, metadata: MetaData | None = Non
         async with engine.begin() as connection:
             await connection.run_sync(create_missing_schema, config.postgres.schema_name)
             await connection.run_sync(target.create_all)
-            for statement in capture_ddl(target):
+            for statement in [*capture_ddl(target), *related_capture_ddl(repositories)]:
                 await connection.execute(text(statement))
             await connection.run_sync(enable_tenant_policies, target)
     finally:

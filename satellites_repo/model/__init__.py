@@ -12,6 +12,7 @@ from satellites_repo.model.fields import Computed, FieldType, Row, Text
 from satellites_repo.model.filters import Range
 from satellites_repo.model.policies import (
     KEY_FIELD,
+    ROW_VERSION_FIELD,
     CachePolicy,
     DenseVector,
     SearchIndex,
@@ -19,6 +20,7 @@ from satellites_repo.model.policies import (
     VectorEngine,
     VectorField,
 )
+from satellites_repo.model.related import Related, RelatedJoin
 from satellites_repo.model.results import (
     AnyOf,
     HybridHit,
@@ -54,6 +56,7 @@ __all__ = [
     "ALL_TENANTS",
     "BYPASS",
     "KEY_FIELD",
+    "ROW_VERSION_FIELD",
     "TENANT_COLUMN",
     "TENANT_SETTING",
     "AllTenants",
@@ -73,6 +76,8 @@ __all__ = [
     "RankedHit",
     "RankedPage",
     "Registry",
+    "Related",
+    "RelatedJoin",
     "Row",
     "RowCodec",
     "SearchHit",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from satellites_repo.model.spec import Registry
 
-__all__ = ["MAX_KEY_BYTES", "Change", "ChangeSet", "Operation", "check_key"]
+__all__ = ["MAX_KEY_BYTES", "Change", "ChangeSet", "Operation", "RelatedValues", "check_key"]
 
 MAX_KEY_BYTES = 512
 """The longest key (as UTF-8 text) every backend holds: Elasticsearch's ``_id`` limit."""
@@ -60,6 +60,20 @@ class Operation(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class RelatedValues:
+    """A document's related fields as read from Postgres, and the version to write it at.
+
+    ``version`` was taken from the database sequence before the rows were read (see
+    ``model.related``). ``refused``: why the document cannot be built (a one-to-many
+    relationship over its ``max_fanout``), else ``None``.
+    """
+
+    version: int
+    fields: Mapping[str, Any]
+    refused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One entity's net change in a committed transaction.
 
@@ -70,7 +84,8 @@ class Change:
     not ``Versioned`` (its events then carry ``version=None``). ``payload`` is the row as
     JSON-safe data (for a delete, the row as it was last seen). ``hidden`` names columns
     (vectors) kept out of what is stored in the outbox and published in events: they are
-    bulky, and Postgres has them.
+    bulky, and Postgres has them. ``related``: the related fields of the row's search
+    document, read when it is delivered (``None``: not read, or none declared).
     """
 
     table: str
@@ -79,6 +94,7 @@ class Change:
     version: int
     payload: Mapping[str, Any]
     hidden: frozenset[str] = frozenset()
+    related: RelatedValues | None = None
 
     @property
     def stored_payload(self) -> dict[str, Any]:

@@ -23,11 +23,13 @@ from satellites_repo.model.fields import (
     Row,
     field_mapping,
 )
+from satellites_repo.model.related import Related, RelatedDeclaration, as_related
 from satellites_repo.model.results import TextSearch
 from satellites_repo.vectors import check_namespace
 
 __all__ = [
     "KEY_FIELD",
+    "ROW_VERSION_FIELD",
     "CachePolicy",
     "DenseVector",
     "FieldType",
@@ -59,6 +61,10 @@ _TEXT_TYPES = ("text", "search_as_you_type")
 KEY_FIELD = "@key"
 """The document field holding the primary key as text: the sort tiebreaker of every query
 (``_id`` cannot be sorted on), so cursor paging is stable. ``@`` keeps it clear of columns."""
+
+ROW_VERSION_FIELD = "@version"
+"""In a document with related fields, its row's own version (the document's version is
+taken when it is built): what ``verify`` compares with Postgres."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +111,9 @@ class SearchIndex:
     ``fields`` maps column names to Elasticsearch field types (``"text"``, ``"keyword"``...),
     to ``Text(analyzer=..., prefixes=...)``, or to ``(type, {mapping options})``. Text fields
     are searched and highlighted; the others can be filtered, sorted and faceted on.
-    ``computed`` adds fields computed from the row (``Computed``). ``index_when`` is a
+    ``computed`` adds fields computed from the row (``Computed``). ``related`` embeds
+    columns of rows reached through the model's relationships (``customer.name``; see
+    ``model.related``). ``index_when`` is a
     predicate on the committed row: a row for which it is false is kept out of the index
     (and out of the repository's vectors), and removed when it stops matching. The index is
     reached through an alias named ``index`` (plus the configured prefix), so a reindex can
@@ -119,6 +127,7 @@ class SearchIndex:
     settings: Mapping[str, Any] = field(default_factory=dict)
     computed: Mapping[str, Computed] = field(default_factory=dict)
     index_when: Callable[[Row], bool] | None = None
+    related: Mapping[str, RelatedDeclaration] = field(default_factory=dict)
     vector: DenseVector | None = None
     """Set by the Elasticsearch backend when the repository's vectors live in this index."""
 
@@ -132,6 +141,14 @@ class SearchIndex:
         both = sorted(set(self.fields) & set(self.computed))
         if both:
             raise ValueError(f"SearchIndex {self.index!r}: {both} are both columns and computed")
+        try:
+            related = {name: as_related(name, declared) for name, declared in self.related.items()}
+        except ValueError as exc:
+            raise ValueError(f"SearchIndex {self.index!r}: {exc}") from None
+        object.__setattr__(self, "related", related)
+        clash = sorted(set(related) & {*self.fields, *self.computed})
+        if clash:
+            raise ValueError(f"SearchIndex {self.index!r}: {clash} are both columns and related")
         if self.index_when is not None and not callable(self.index_when):
             raise ValueError(
                 f"SearchIndex {self.index!r}: index_when must be a function of the row"
@@ -141,10 +158,21 @@ class SearchIndex:
         except ValueError as exc:
             raise ValueError(f"SearchIndex {self.index!r}: {exc}") from None
 
+    @property
+    def embedded(self) -> dict[str, Related]:
+        """The ``related`` declarations (each a ``Related``)."""
+        return {name: as_related(name, declared) for name, declared in self.related.items()}
+
     def properties(self) -> dict[str, dict[str, Any]]:
-        """Each document field's mapping: the declared columns, then the computed ones."""
+        """Each document field's mapping: the declared columns, the computed ones, then the
+        related ones (``customer.name``; those whose type is the column's once resolved)."""
         properties = {name: field_mapping(name, declared) for name, declared in self.fields.items()}
         properties.update((name, spec.mapping(name)) for name, spec in self.computed.items())
+        for name, related in self.embedded.items():
+            for column, declared in related.columns.items():
+                if declared is not None:
+                    dotted = f"{name}.{column}"
+                    properties[dotted] = field_mapping(dotted, declared)
         return properties
 
     @property
@@ -161,7 +189,17 @@ class SearchIndex:
         return [name for name, kind in self.kinds.items() if kind not in _TEXT_TYPES]
 
     def mappings(self) -> dict[str, Any]:
-        properties: dict[str, Any] = {KEY_FIELD: {"type": "keyword"}, **self.properties()}
+        """The index mapping; a related field is a property of an object named after its
+        relationship (``customer: {properties: {name: ...}}``), as Elasticsearch keeps it."""
+        properties: dict[str, Any] = {KEY_FIELD: {"type": "keyword"}}
+        if self.related:
+            properties[ROW_VERSION_FIELD] = {"type": "long"}
+        for name, mapping in self.properties().items():
+            head, dot, tail = name.partition(".")
+            if dot:
+                properties.setdefault(head, {"properties": {}})["properties"][tail] = mapping
+            else:
+                properties[name] = mapping
         if self.vector is not None:
             properties[self.vector.column] = self.vector.mapping()
         return {"dynamic": "strict", "properties": properties}

@@ -16,6 +16,7 @@ from satellites_repo.model.change import Change, Operation
 from satellites_repo.model.codec import RowCodec, unencodable_columns
 from satellites_repo.model.fields import Row
 from satellites_repo.model.policies import NO_SEARCH_INDEX, CachePolicy, SearchIndex, VectorField
+from satellites_repo.model.related import RelatedJoin, resolve_related
 from satellites_repo.model.tenancy import TENANT_COLUMN
 from satellites_repo.model.vector import Vector
 
@@ -39,6 +40,8 @@ class EntitySpec:
     """The ``SoftDelete`` column (``deleted_at``), if the model has one."""
     tenant_scoped: bool = False
     """``TenantScoped``: every read is confined to the unit of work's tenant."""
+    related: tuple[RelatedJoin, ...] = ()
+    """The relationships the search document embeds columns of (``SearchIndex.related``)."""
 
     def row(self, payload: Mapping[str, Any]) -> Row:
         """A change's payload as the row ``Computed`` and ``index_when`` functions receive."""
@@ -171,6 +174,13 @@ def _spec_of(repository: type[Any]) -> EntitySpec:
         # Soft-deleted rows stay in the index, filtered out at query time, so that
         # ``include_deleted=True`` can still find them.
         search = dataclasses.replace(search, fields={**search.fields, soft_delete: "date"})
+    joins: tuple[RelatedJoin, ...] = ()
+    if search is not None and search.related:
+        try:
+            typed, joins = resolve_related(name, mapper, search.embedded)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        search = dataclasses.replace(search, related=typed)
     tenant_scoped = bool(getattr(model, "tenant_scoped", False))
     if search is not None and tenant_scoped and TENANT_COLUMN not in search.fields:
         # Every query of a tenant-scoped index carries the tenant filter: index the column.
@@ -188,6 +198,7 @@ def _spec_of(repository: type[Any]) -> EntitySpec:
         hidden,
         soft_delete,
         tenant_scoped,
+        joins,
     )
     if spec.projected and mapper.version_id_col is None:
         raise ConfigurationError(

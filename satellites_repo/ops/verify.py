@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from satellites_repo import observe
 from satellites_repo.model import Change, Operation
 from satellites_repo.model.rows import sample_changes, select_by_keys, stream_changes
+from satellites_repo.outbox.related import with_related
 
 if TYPE_CHECKING:
     from satellites_repo.bootstrap import Runtime
@@ -147,11 +148,21 @@ async def _rows(
 ) -> AsyncIterator[Sequence[Change]]:
     if sample is None:
         async for rows in stream_changes(runtime.engine, spec, batch_size=BATCH):
-            yield rows
+            yield await _with_related(runtime, spec, rows)
         return
     rows = await sample_changes(runtime.engine, spec, sample)
     for start in range(0, len(rows), BATCH):
-        yield rows[start : start + BATCH]
+        yield await _with_related(runtime, spec, rows[start : start + BATCH])
+
+
+async def _with_related(
+    runtime: Runtime, spec: EntitySpec, rows: Sequence[Change]
+) -> Sequence[Change]:
+    """Rows whose search document embeds related fields, with them, as a delivery reads
+    them (the version to write at is no part of the content compared)."""
+    if not spec.related:
+        return rows
+    return await with_related(runtime.engine, spec, rows, version=0)
 
 
 async def _extras(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from satellites_repo.errors import ProjectionError
+from satellites_repo.outbox.related_capture import RELATED_PREFIX
 from satellites_repo.outbox.table import OUTBOX_CHANNEL
 from satellites_repo.retry import FailureLog, wait_until
 
@@ -162,7 +163,11 @@ class Follower:
 
     async def _apply(self, records: list[OutboxRecord]) -> None:
         """Apply a page; rows the backend refuses are logged and passed over, never
-        retried here (each instance's copy would stop following at a poison row)."""
+        retried here (each instance's copy would stop following at a poison row).
+        Re-projections of documents with related fields concern the search index only."""
+        records = [r for r in records if not r.event_id.startswith(RELATED_PREFIX)]
+        if not records:
+            return
         try:
             await self.backend.apply(await self._rehydrator.complete(records))
         except ProjectionError as exc:

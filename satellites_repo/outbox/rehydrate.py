@@ -11,7 +11,9 @@ re-creation, took newer versions from the database sequence). So a late delivery
 only ever move a projection to what Postgres holds, whatever the tombstone lifetimes.
 
 Only the committing process's fast path projects its in-memory changes (``whole``): they
-are the committed state, delivered within ``OutboxConfig.delivery_timeout``.
+are the committed state, delivered within ``OutboxConfig.delivery_timeout``. A row whose
+search document embeds related rows is always read back, after its document version is
+taken, together with those related rows (``outbox.related``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from satellites_repo.model import Change, Operation
 from satellites_repo.model.rows import current_changes
+from satellites_repo.outbox.related import attach_related, document_version
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,9 +45,13 @@ class Rehydrator:
     async def complete(self, records: Sequence[OutboxRecord]) -> list[Change]:
         """One change per entity row of ``records`` (custom events have none), current."""
         rows = [record for record in records if record.change is not None]
+        related = any(self._related(record) for record in rows)
+        version = await document_version(self._engine) if related else None
         wanted: dict[str, set[str]] = defaultdict(set)
         for record in rows:
-            if record.whole is None and self._registry.spec_of_table(record.entity):
+            if self._registry.spec_of_table(record.entity) and (
+                record.whole is None or self._related(record)
+            ):
                 wanted[record.entity].add(record.key)
         current: dict[tuple[str, str], Change] = {}
         for table, keys in wanted.items():
@@ -52,12 +59,21 @@ class Rehydrator:
             assert spec is not None
             found = await current_changes(self._engine, spec, sorted(keys), Operation.UPDATED)
             current.update(((table, key), change) for key, change in found.items())
-        return [self._projected(record, current) for record in rows]
+        changes = [self._projected(record, current) for record in rows]
+        if version is None:
+            return changes
+        return await attach_related(self._engine, self._registry, changes, version)
+
+    def _related(self, record: OutboxRecord) -> bool:
+        spec = self._registry.spec_of_table(record.entity)
+        return spec is not None and bool(spec.related)
 
     def _projected(self, record: OutboxRecord, current: dict[tuple[str, str], Change]) -> Change:
         change = record.change
         assert change is not None
-        if record.whole is not None or self._registry.spec_of_table(record.entity) is None:
+        if self._registry.spec_of_table(record.entity) is None:
+            return change
+        if record.whole is not None and not self._related(record):
             return change
         return as_current(change, current.get((record.entity, record.key)))
 

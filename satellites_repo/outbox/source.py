@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from satellites_repo.model.rows import stream_changes, stream_rows
+from satellites_repo.outbox.related import document_version, with_related
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
@@ -35,8 +36,15 @@ class PostgresSource:
         self._store = store
         self._rehydrator = rehydrator
 
-    def changes(self, spec: EntitySpec, batch_size: int) -> AsyncIterator[list[Change]]:
-        return stream_changes(self._engine, spec, batch_size)
+    async def changes(self, spec: EntitySpec, batch_size: int) -> AsyncIterator[list[Change]]:
+        """Every row, with its related fields if its document has some (all at a version
+        taken before the stream starts: later changes are replayed above it)."""
+        version = await document_version(self._engine) if spec.related else None
+        async for batch in stream_changes(self._engine, spec, batch_size):
+            if version is None:
+                yield batch
+            else:
+                yield await with_related(self._engine, spec, batch, version)
 
     def rows(
         self, spec: EntitySpec, columns: Sequence[Any], batch_size: int

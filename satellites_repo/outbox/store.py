@@ -54,9 +54,11 @@ PURGED_UPTO = "outbox_purged_upto_txid"
 _CAPTURED = (
     f"SELECT {_COLUMNS} FROM {outbox_table.name} "
     "WHERE txid = (pg_current_xact_id_if_assigned()::text)::bigint "
-    f"AND operation <> '{EVENT_OPERATION}' ORDER BY seq"
+    f"AND operation <> '{EVENT_OPERATION}' AND event_id NOT LIKE '{REPAIR_EVENT_PREFIX}%' "
+    "ORDER BY seq"
 )
-"""The rows the capture triggers wrote in the current transaction."""
+"""The rows the capture triggers wrote in the current transaction (not the re-projections
+of related tables' capture: the relay's, in its batches)."""
 _SNAPSHOT = (
     "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax,"
     " ARRAY(SELECT pg_snapshot_xip(s)::text::bigint) AS xip FROM pg_current_snapshot() AS s"
@@ -132,7 +134,8 @@ class OutboxStore:
 
         Several statements on one row fold as a ChangeSet folds flushes (created then
         updated is one ``created``; created then deleted is nothing): the superseded rows
-        are deleted, so one commit publishes one event per row it changed.
+        are deleted, so one commit publishes one event per row it changed. Re-projection
+        rows (of related tables' capture) are left to the relay: they may be many.
         """
         # On the driver's connection (the same transaction): SQLAlchemy's result rows
         # cost more than the rows themselves here, one per captured row of a bulk commit.
@@ -188,6 +191,17 @@ class OutboxStore:
             len(CAPTURE_TRIGGER_NAMES),
         )
         return set(tables) - {row[0] for row in missing}
+
+    async def missing_triggers(self, wanted: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (table, trigger name) pairs of ``wanted`` do not exist."""
+        rows = await self._pool.fetch(
+            "SELECT w.tab, w.name FROM unnest($1::text[], $2::text[]) AS w(tab, name) "
+            "WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g "
+            "WHERE g.tgrelid = to_regclass(w.tab) AND g.tgname = w.name)",
+            [table for table, _ in wanted],
+            [name for _, name in wanted],
+        )
+        return {(row[0], row[1]) for row in rows}
 
     async def insert(
         self,

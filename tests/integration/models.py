@@ -13,11 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Float, ForeignKey, Interval, MetaData, Numeric, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from satellites_repo import (
     CachePolicy,
     Computed,
+    Related,
     Repository,
     SearchIndex,
     SoftDelete,
@@ -327,3 +328,73 @@ class ChannelCalls(Repository[ChannelCall]):
     search = SearchIndex(
         "calls", fields={"subject": "text", "priority": "keyword", "channel": "keyword"}
     )
+
+
+class RelatedModel(DeclarativeBase):
+    """The related-fields tests' base: tickets that embed their account, teams that embed
+    their members; neither related table is a repository's nor ``Versioned``."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+for _table in LIBRARY_TABLES:
+    _table.to_metadata(RelatedModel.metadata)
+
+
+class Account(RelatedModel):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    tier: Mapped[str] = mapped_column(default="free")
+    visits: Mapped[int] = mapped_column(default=0)
+
+
+class HelpTicket(RelatedModel, Versioned):
+    __tablename__ = "help_tickets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    subject: Mapped[str]
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    account: Mapped[Account] = relationship(lazy="raise")
+
+
+class HelpTickets(Repository[HelpTicket]):
+    cache = CachePolicy(ttl=300)
+    search = SearchIndex(
+        "help-tickets", fields={"subject": "text"}, related={"account": ("name", "tier")}
+    )
+
+
+class Team(RelatedModel, Versioned):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    members: Mapped[list[Member]] = relationship(lazy="raise", order_by="Member.id")
+
+
+class Member(RelatedModel):
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    handle: Mapped[str]
+
+
+MAX_MEMBERS = 3
+
+
+class Teams(Repository[Team]):
+    search = SearchIndex(
+        "teams",
+        fields={"name": "text"},
+        related={"members": Related(("handle",), max_fanout=MAX_MEMBERS)},
+    )
+
+
+RELATED_REPOSITORIES: list[type[Repository[Any]]] = [HelpTickets, Teams]

@@ -19,7 +19,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, Transpo
 from satellites_repo.backends._isolation import bisected, rejected_error
 from satellites_repo.backends.elasticsearch._checks import check_capabilities
 from satellites_repo.backends.elasticsearch._cursor import binding, read_cursor, write_cursor
-from satellites_repo.backends.elasticsearch._document import document
+from satellites_repo.backends.elasticsearch._document import document, document_version
 from satellites_repo.backends.elasticsearch._evolve import Declared, evolve
 from satellites_repo.backends.elasticsearch._mapping import recorded_mappings
 from satellites_repo.backends.elasticsearch._query import (
@@ -40,6 +40,7 @@ from satellites_repo.errors import (
 )
 from satellites_repo.health import proven
 from satellites_repo.model import (
+    ROW_VERSION_FIELD,
     Change,
     DenseVector,
     Operation,
@@ -232,7 +233,10 @@ class ElasticsearchBackend:
                 continue
             write = _Write(change, self._operation(spec, change, into))
             size = _document_bytes(write)
-            if size > MAX_DOCUMENT_BYTES:
+            too_many = change.related.refused if change.related is not None else None
+            if too_many is not None and spec.indexed(change):
+                refused.append((write, Rejection(too_many)))
+            elif size > MAX_DOCUMENT_BYTES:
                 reason = f"document of {size} bytes is over the {MAX_DOCUMENT_BYTES}-byte limit"
                 refused.append((write, Rejection(reason)))
             else:
@@ -285,7 +289,7 @@ class ElasticsearchBackend:
         meta = {
             "_index": into or self.alias(index),
             "_id": change.key,
-            "version": change.version,
+            "version": document_version(spec, index, change),
             # A repair may replace a document at its own version (its content drifted).
             "version_type": "external_gte"
             if change.operation is Operation.REPAIRED
@@ -467,11 +471,18 @@ class _SearchProbe:
         )
         by_key = {row.key: row for row in rows}
         return {
-            doc["_id"]: (int(doc["_version"]), self._digest(doc["_source"], by_key[doc["_id"]]))
+            doc["_id"]: (self._version(doc), self._digest(doc["_source"], by_key[doc["_id"]]))
             if doc.get("found")
             else None
             for doc in response["docs"]
         }
+
+    def _version(self, document: Mapping[str, Any]) -> int:
+        """The row version a document was built from: with related fields, the one it
+        records (its own version was taken when it was built)."""
+        if self._index.related:
+            return int(document["_source"][ROW_VERSION_FIELD])
+        return int(document["_version"])
 
     def _digest(self, source: dict[str, Any], row: Change) -> bytes:
         """The digest of a document. Elasticsearch leaves a null vector out of _source and
