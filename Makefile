@@ -28,7 +28,7 @@ help:
 	@echo "make lint           ruff check, ruff format --check, mypy, import contracts"
 	@echo "make format         sort imports and format with ruff"
 	@echo "make demo           run 'satellites demo' against the services"
-	@echo "make bench          run benchmarks/run.py, engines.py and verify.py (BENCH_ARGS=..., ENGINE_ARGS=..., VERIFY_ARGS=...)"
+	@echo "make bench          run benchmarks/run.py, engines.py, verify.py and related.py (BENCH_ARGS=..., ENGINE_ARGS=..., VERIFY_ARGS=...)"
 	@echo "make clean          remove caches and build output (not $(VENV), not service data)"
 
 install: $(INSTALL_STAMP)
@@ -68,6 +68,7 @@ bench: install services
 	$(WITH_ENV) $(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 	$(WITH_ENV) $(BIN)/python benchmarks/engines.py $(ENGINE_ARGS)
 	$(WITH_ENV) $(BIN)/python benchmarks/verify.py $(VERIFY_ARGS)
+	$(WITH_ENV) $(BIN)/python benchmarks/related.py
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist

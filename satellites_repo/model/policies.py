@@ -11,6 +11,7 @@ in a field name fails at start, not at the first commit.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -177,7 +178,12 @@ class SearchIndex:
 
     @property
     def kinds(self) -> dict[str, str]:
-        """Each document field's Elasticsearch type (columns and computed fields)."""
+        """Each document field's Elasticsearch type (columns, computed and related fields)."""
+        return dict(self._kinds)
+
+    @functools.cached_property
+    def _kinds(self) -> dict[str, str]:
+        # Once per declaration: every document built reads it.
         return {name: mapping["type"] for name, mapping in self.properties().items()}
 
     @property

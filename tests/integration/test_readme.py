@@ -58,6 +58,11 @@ async def test_the_search_example_runs(config: DataLayerConfig, tmp_path: Path) 
     assert "deleted True True" in text, text
 
 
+async def test_the_related_fields_example_runs(config: DataLayerConfig, tmp_path: Path) -> None:
+    text = await run_block("related", config, tmp_path)
+    assert "gold 3 facets {'Acme Corp': 3}" in text, text
+
+
 async def test_the_tenants_example_runs(config: DataLayerConfig, tmp_path: Path) -> None:
     text = await run_block("tenants", config, tmp_path)
     assert "guessed key None" in text, text
