@@ -19,7 +19,11 @@ from satellites_repo.migrate.commands import (
     upgrade,
 )
 from satellites_repo.migrate.env import MIGRATION_LOCK, VERSION_TABLE, render_item, run_alembic_env
-from satellites_repo.migrate.related import install_related_capture, remove_related_capture
+from satellites_repo.migrate.related import (
+    RelatedCapture,
+    install_related_capture,
+    remove_related_capture,
+)
 from satellites_repo.migrate.schema import create_tables
 from satellites_repo.migrate.tenancy import (
     disable_tenant_policy,
@@ -33,6 +37,7 @@ __all__ = [
     "LIBRARY_VERSIONS_KEY",
     "MIGRATION_LOCK",
     "VERSION_TABLE",
+    "RelatedCapture",
     "alembic_config",
     "capture_ddl",
     "create_tables",

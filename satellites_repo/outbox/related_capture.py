@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 __all__ = [
     "RELATED_PREFIX",
     "RELATED_TARGET",
+    "RelatedCapture",
     "RelatedTrigger",
+    "related_captures",
     "related_function_statements",
     "related_triggers",
 ]
@@ -117,7 +119,68 @@ class RelatedTrigger:
     create: tuple[str, ...]
     drop: tuple[str, ...]
     about: str
-    """``"<Repository>.<relationship>"``, for messages."""
+    """``"<indexed table>.<relationship>"``, for messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedCapture:
+    """One relationship's capture in plain names, as a migration freezes it.
+
+    ``table`` is the related table, ``indexed`` the table whose documents embed it (key
+    ``key``). ``many``: one-to-many (``column``, in ``table``, names the parent's key);
+    else many-to-one (``indexed_column``, in ``indexed``, points at ``column``).
+    ``watched``: the columns whose change re-projects (embedded, and joining).
+    """
+
+    indexed: str
+    key: str
+    relationship: str
+    table: str
+    table_key: str
+    many: bool
+    column: str
+    indexed_column: str
+    watched: tuple[str, ...]
+
+    @classmethod
+    def of(cls, spec: EntitySpec, join: RelatedJoin) -> RelatedCapture:
+        return cls(
+            indexed=spec.table,
+            key=spec.model.__table__.c[spec.codec.primary_key].name,
+            relationship=join.name,
+            table=join.table,
+            table_key=join.key_column,
+            many=join.many,
+            column=join.remote_column,
+            indexed_column="" if join.many else join.local_column,
+            watched=tuple(dict.fromkeys([*join.columns, join.remote_column])),
+        )
+
+    def trigger(self) -> RelatedTrigger:
+        arguments = [
+            "parents" if self.many else "dependents",
+            self.indexed,
+            self.key,
+            self.column,
+            self.indexed_column,
+            self.table_key,
+            "{" + ",".join(self.watched) + "}",
+        ]
+        literal = ", ".join(_literal(value) for value in arguments)
+        base = f"satellites_related_{self.indexed}_{self.relationship}"
+        names = tuple(f"{base}_{operation}" for operation in _TIMINGS)
+        create = [
+            f"CREATE OR REPLACE TRIGGER {name} {timing.format(table=self.table)} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {REPROJECT_FUNCTION}({literal})"
+            for name, timing in zip(names, _TIMINGS.values(), strict=True)
+        ]
+        create.append(
+            f"CREATE OR REPLACE TRIGGER satellites_refuse_truncate BEFORE TRUNCATE ON "
+            f"{self.table} FOR EACH STATEMENT EXECUTE FUNCTION {REFUSE_FUNCTION}()"
+        )
+        drop = tuple(f"DROP TRIGGER IF EXISTS {name} ON {self.table}" for name in names)
+        about = f"{self.indexed}.{self.relationship}"
+        return RelatedTrigger(self.table, names, tuple(create), drop, about)
 
 
 def related_function_statements() -> list[str]:
@@ -125,39 +188,14 @@ def related_function_statements() -> list[str]:
     return [*function_statements(), _REPROJECT_BODY]
 
 
+def related_captures(spec: EntitySpec) -> list[RelatedCapture]:
+    """The capture each relationship of ``spec``'s search document needs."""
+    return [RelatedCapture.of(spec, join) for join in spec.related]
+
+
 def related_triggers(spec: EntitySpec) -> list[RelatedTrigger]:
     """The triggers each relationship of ``spec``'s search document needs (idempotent)."""
-    return [_trigger(spec, join) for join in spec.related]
-
-
-def _trigger(spec: EntitySpec, join: RelatedJoin) -> RelatedTrigger:
-    key_column = spec.model.__table__.c[spec.codec.primary_key].name
-    if join.many:  # this table's foreign key names the parent
-        arguments = ["parents", spec.table, key_column, join.remote_column, "", join.key_column]
-    else:  # the indexed table's foreign key points at this table's column
-        arguments = [
-            "dependents",
-            spec.table,
-            key_column,
-            join.remote_column,
-            join.local_column,
-            join.key_column,
-        ]
-    watched = "{" + ",".join(dict.fromkeys([*join.columns, join.remote_column])) + "}"
-    literal = ", ".join(_literal(value) for value in [*arguments, watched])
-    base = f"satellites_related_{spec.table}_{join.name}"
-    names = tuple(f"{base}_{operation}" for operation in _TIMINGS)
-    create = [
-        f"CREATE OR REPLACE TRIGGER {name} {timing.format(table=join.table)} "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION {REPROJECT_FUNCTION}({literal})"
-        for name, timing in zip(names, _TIMINGS.values(), strict=True)
-    ]
-    create.append(
-        f"CREATE OR REPLACE TRIGGER satellites_refuse_truncate BEFORE TRUNCATE ON {join.table} "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION {REFUSE_FUNCTION}()"
-    )
-    drop = tuple(f"DROP TRIGGER IF EXISTS {name} ON {join.table}" for name in names)
-    return RelatedTrigger(join.table, names, tuple(create), drop, f"{spec.name}.{join.name}")
+    return [capture.trigger() for capture in related_captures(spec)]
 
 
 def _literal(value: str) -> str:

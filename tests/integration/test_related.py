@@ -263,8 +263,8 @@ async def test_start_fails_naming_the_missing_related_capture(config: DataLayerC
     await create_tables(config, RelatedModel.metadata)  # no repositories: no related capture
     with pytest.raises(StartupError, match=r"install_related_capture.*") as caught:
         await DataLayer(config, repositories=RELATED_REPOSITORIES).start()
-    assert "HelpTickets.account" in str(caught.value)
-    assert "Teams.members" in str(caught.value)
+    assert "help_tickets.account" in str(caught.value)
+    assert "teams.members" in str(caught.value)
 
 
 async def test_a_crash_half_way_through_a_reprojection_resumes(

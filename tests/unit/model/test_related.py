@@ -116,7 +116,7 @@ def test_the_triggers_watch_the_embedded_and_joining_columns() -> None:
     (spec,) = Registry([_orders(shop=("name",))]).specs
     (trigger,) = related_triggers(spec)
     assert trigger.table == "unit_shops"
-    assert trigger.about == "Orders.shop"
+    assert trigger.about == "unit_orders.shop"
     assert (
         "'dependents', 'unit_orders', 'id', 'id', 'shop_id', 'id', '{name,id}'"
         in (trigger.create[0])
