@@ -348,3 +348,33 @@ async def test_the_orm_relationship_is_what_the_document_follows(desk: DataLayer
     assert {
         str(t.id): n for t, n in zip(tickets, await names(desk, tickets), strict=True)
     } == expected
+
+
+async def test_a_rename_committed_after_a_newer_ticket_change_still_wins(desk: DataLayer) -> None:
+    """Versions are taken when a transaction writes, not when it commits: the rename takes
+    the older one, and the ticket's newer change is delivered first (reading the old name).
+    The rename's re-projection is built at a version taken after it committed, so it is
+    not refused as stale, as it would be at the ticket's own version."""
+    first, *_ = await accounts_and_tickets(desk)
+    async with desk.postgres.acquire() as renaming:
+        transaction = renaming.transaction()
+        await transaction.start()
+        await renaming.execute("UPDATE accounts SET name = 'Acme late' WHERE id = 1")
+        async with desk.unit_of_work() as uow:
+            loaded = await uow.repository(HelpTickets).get(first.id)
+            assert loaded is not None
+            loaded.subject = "printer fixed"
+            await uow.commit()
+        await deliver(desk)
+        document = await source(desk, "help-tickets", first.id) or {}
+        assert (document["subject"], _related(document, "account", "name")) == (
+            "printer fixed",
+            "Acme",
+        )
+        await transaction.commit()
+    await deliver(desk)
+    document = await source(desk, "help-tickets", first.id) or {}
+    assert (document["subject"], _related(document, "account", "name")) == (
+        "printer fixed",
+        "Acme late",
+    )
