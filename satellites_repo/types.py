@@ -158,6 +158,13 @@ class Backend(Protocol):
         """Whether this backend projects the repository's rows."""
         ...
 
+    def columns_held(self, spec: EntitySpec) -> frozenset[str] | None:
+        """The columns its projection of a covered repository's row is made of (``None``:
+        every column). An update that changed none of them is not sent to it, so the
+        version it holds for a row may be older than Postgres' while its content is the
+        same (``verify`` compares such an entry's digest, not its version)."""
+        ...
+
     async def open(self) -> None:
         """Connect and prepare (indices, snapshots); raises naming what is wrong."""
         ...

@@ -100,6 +100,10 @@ class FaissBackend:
     def covers(self, spec: EntitySpec) -> bool:
         return spec.vectors is not None and spec.vectors.engine == "faiss"
 
+    def columns_held(self, spec: EntitySpec) -> frozenset[str] | None:
+        """The vector, its metadata and ``index_when``'s inputs."""
+        return spec.vector_columns
+
     def holds_vectors(self, spec: EntitySpec) -> bool:
         return self.covers(spec)
 

@@ -177,6 +177,10 @@ class RedisBackend:
     def covers(self, spec: EntitySpec) -> bool:
         return spec.cache is not None
 
+    def columns_held(self, spec: EntitySpec) -> None:
+        """Whole rows: every change of a cached row is written."""
+        return None
+
     async def open(self) -> None:
         """Two pools: the native client (deliveries, operations; socket timeouts), and the
         request path's reader, whose one deadline is ``call_timeout`` around each call: a

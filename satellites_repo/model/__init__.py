@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from satellites_repo.model.change import Change, ChangeSet, Operation
 from satellites_repo.model.codec import RowCodec, json_bytes, json_safe
-from satellites_repo.model.fields import Computed, FieldType, Row, Text
+from satellites_repo.model.fields import Computed, Condition, FieldType, Row, Text
 from satellites_repo.model.filters import Range
 from satellites_repo.model.policies import (
     KEY_FIELD,
@@ -65,6 +65,7 @@ __all__ = [
     "Change",
     "ChangeSet",
     "Computed",
+    "Condition",
     "DenseVector",
     "EntitySpec",
     "FieldType",

@@ -86,6 +86,9 @@ class Change:
     (vectors) kept out of what is stored in the outbox and published in events: they are
     bulky, and Postgres has them. ``related``: the related fields of the row's search
     document, read when it is delivered (``None``: not read, or none declared).
+    ``changed``: for an update, the columns whose value it changed, as the capture trigger
+    compared them (``None``: not known, so every column counts as changed); a backend whose
+    projection holds none of them is not sent it.
     """
 
     table: str
@@ -95,6 +98,17 @@ class Change:
     payload: Mapping[str, Any]
     hidden: frozenset[str] = frozenset()
     related: RelatedValues | None = None
+    changed: frozenset[str] | None = None
+
+    def affects(self, columns: frozenset[str] | None) -> bool:
+        """Whether a projection made of ``columns`` (``None``: the whole row) must see this.
+
+        Only an update with known changed columns, none of them among ``columns``, leaves
+        such a projection as it was: a create or a delete always reaches it.
+        """
+        if self.operation is not Operation.UPDATED or self.changed is None or columns is None:
+            return True
+        return not self.changed.isdisjoint(columns)
 
     @property
     def stored_payload(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@
 A plain type name keeps working; ``Text`` and ``(type, options)`` add Elasticsearch mapping
 options. A ``Computed`` field is a function of the committed row (the change's payload, typed
 back by the model's codec), so the fast path, the relay and a reindex compute the same value.
+``Condition`` is an ``index_when`` predicate that names the columns it reads, so an update
+of other columns need not reach the index.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Literal, TypeAlias, get_args
 __all__ = [
     "ANALYZER_OPTIONS",
     "Computed",
+    "Condition",
     "FieldDeclaration",
     "FieldType",
     "Row",
@@ -108,3 +111,26 @@ class Computed:
 
     def mapping(self, name: str) -> dict[str, Any]:
         return field_mapping(name, (self.type, self.options) if self.options else self.type)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An ``index_when`` predicate with its inputs: ``Condition(fn, depends_on=("deleted_at",))``.
+
+    A plain function given to ``index_when`` may read any column, so every update of the row
+    is sent to the index (and the vectors); naming the columns lets an update of other
+    columns skip them. ``depends_on`` is checked against the model at start.
+    """
+
+    predicate: Callable[[Row], bool]
+    depends_on: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not callable(self.predicate):
+            raise ValueError("Condition needs a function of the row")
+        object.__setattr__(self, "depends_on", tuple(self.depends_on))
+        if not self.depends_on:
+            raise ValueError("Condition needs depends_on: the columns its predicate reads")
+
+    def __call__(self, row: Row) -> bool:
+        return bool(self.predicate(row))

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol, TypeVar, get_args, overload
 
 from satellites_repo.model.fields import (
     Computed,
+    Condition,
     FieldDeclaration,
     FieldType,
     Row,
@@ -116,7 +117,8 @@ class SearchIndex:
     columns of rows reached through the model's relationships (``customer.name``; see
     ``model.related``). ``index_when`` is a
     predicate on the committed row: a row for which it is false is kept out of the index
-    (and out of the repository's vectors), and removed when it stops matching. The index is
+    (and out of the repository's vectors), and removed when it stops matching; a plain
+    function may read any column, a ``Condition`` names the ones it reads. The index is
     reached through an alias named ``index`` (plus the configured prefix), so a reindex can
     swap the index behind it without downtime.
 
@@ -163,6 +165,27 @@ class SearchIndex:
     def embedded(self) -> dict[str, Related]:
         """The ``related`` declarations (each a ``Related``)."""
         return {name: as_related(name, declared) for name, declared in self.related.items()}
+
+    @property
+    def columns(self) -> frozenset[str] | None:
+        """The columns a document is made of (``None``: possibly every one): an update of
+        none of them leaves the document as it was, so it is not sent."""
+        inputs = self.condition_columns
+        if inputs is None or self.related:  # related fields: the foreign keys count too
+            return None
+        computed = (column for spec in self.computed.values() for column in spec.depends_on)
+        vector = () if self.vector is None else (self.vector.column,)
+        return frozenset((*self.fields, *computed, *vector, *inputs))
+
+    @property
+    def condition_columns(self) -> frozenset[str] | None:
+        """What ``index_when`` reads: nothing without one, ``None`` (any column) for a plain
+        function, a ``Condition``'s ``depends_on``."""
+        if self.index_when is None:
+            return frozenset()
+        if isinstance(self.index_when, Condition):
+            return frozenset(self.index_when.depends_on)
+        return None
 
     def properties(self) -> dict[str, dict[str, Any]]:
         """Each document field's mapping: the declared columns, the computed ones, then the

@@ -55,6 +55,17 @@ class EntitySpec:
         return when is None or bool(when(self.row(change.payload)))
 
     @property
+    def vector_columns(self) -> frozenset[str] | None:
+        """The columns the repository's vectors are made of (``None``: possibly every one):
+        the vector, its metadata and what ``index_when`` reads."""
+        if self.vectors is None:
+            return frozenset()
+        inputs = self.search.condition_columns if self.search is not None else frozenset()
+        if inputs is None:
+            return None
+        return frozenset((self.vectors.column, *self.vectors.metadata, *inputs))
+
+    @property
     def table(self) -> str:
         return self.codec.table
 
@@ -233,6 +244,9 @@ def _check_columns(spec: EntitySpec) -> None:
                 raise ConfigurationError(
                     f"{name}: computed field {field_name!r} depends on unknown columns {unknown}"
                 )
+        unknown = sorted((spec.search.condition_columns or frozenset()) - columns)
+        if unknown:
+            raise ConfigurationError(f"{name}: index_when depends on unknown columns {unknown}")
     field = spec.vectors
     if field is None:
         return

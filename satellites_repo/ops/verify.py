@@ -9,6 +9,11 @@ or a random sample) and those whose row Postgres no longer has are extras.
 Redis is a cache: a row it does not hold is not drift, but an entry whose row is gone, an
 older one, or one whose content differs is.
 
+A backend that holds only some columns (``Backend.columns_held``: Elasticsearch, FAISS) is
+not sent an update that touched none of them, so it holds such a row at an older version
+than Postgres' with the same content: that entry is current (its digest is the row's);
+an older entry with other content is stale.
+
 Repair never writes a projection directly: it enqueues outbox rows owed to the drifted
 backend (``Operation.REPAIRED``, no event), and the relay (the followers, for FAISS)
 applies each as its row is in Postgres by then, replacing an entry at the same version
@@ -52,7 +57,9 @@ class Drift:
     their version but with other content. ``ahead``: newer than Postgres. ``extra``: key ->
     version of entries it should not hold: their row is gone, or is out of the
     projection (``index_when``, no vector). ``sample``: how many rows were sampled
-    (``None``: every row was checked).
+    (``None``: every row was checked). ``partial``: the backend holds only some columns
+    (``Backend.columns_held``), so it is not sent an update of the others and an entry at
+    an older version with the row's content is current, not stale.
     """
 
     repository: str
@@ -66,6 +73,7 @@ class Drift:
     extra: dict[str, int] = field(default_factory=dict)
     live: int = 0
     """Entries held for the rows checked (what a backend's count is compared with)."""
+    partial: bool = False
 
     @property
     def clean(self) -> bool:
@@ -100,10 +108,14 @@ class Drift:
                     self.extra[row.key] = version
             elif version > row.version:
                 self.ahead.append(row.key)
-            elif version < row.version or digest is None:
+            elif digest is None or (version < row.version and not self._skipped(digest, wanted)):
                 self.stale.append(row.key)
             elif digest != wanted:
                 self.different.append(row.key)
+
+    def _skipped(self, digest: bytes, wanted: bytes) -> bool:
+        """An older entry that is what the row gives: the updates since were not its."""
+        return self.partial and digest == wanted
 
 
 async def verify(runtime: Runtime, spec: EntitySpec, sample: int | None = None) -> list[Drift]:
@@ -119,8 +131,14 @@ async def verify(runtime: Runtime, spec: EntitySpec, sample: int | None = None) 
 
 
 async def _verify(runtime: Runtime, spec: EntitySpec, sample: int | None) -> list[Drift]:
-    probes = {b.name: b.drift_probe(spec) for b in runtime.backends if b.covers(spec)}
-    drifts = {name: Drift(spec.name, name, sample=sample) for name in probes}
+    covering = [backend for backend in runtime.backends if backend.covers(spec)]
+    probes = {backend.name: backend.drift_probe(spec) for backend in covering}
+    drifts = {
+        backend.name: Drift(
+            spec.name, backend.name, sample=sample, partial=backend.columns_held(spec) is not None
+        )
+        for backend in covering
+    }
     seen: set[str] = set()
 
     async def check(name: str, probe: DriftProbe, rows: Sequence[Change]) -> None:

@@ -10,6 +10,12 @@ key, across delete and re-create and key changes too. A row whose key an UPDATE 
 is recorded as deleted under its old key. ``TRUNCATE`` is refused (its projections could
 not follow it without a reindex).
 
+An UPDATE's row also records which columns it changed (``changed``: the old and new row
+compared, one join of the transition tables on the key; typed where the type's equality
+is exact, as text otherwise), so a backend whose projection holds none of them is not sent
+the change (``Change.affects``). The columns are read from the catalog per statement, so a
+column added later counts.
+
 Captured rows are owed to every shared target (``ALL_SHARED``: the delivery expands it to
 the backends that cover the table) and to the events; their ``payload`` is the row as
 ``to_jsonb`` renders it, without the hidden (vector) columns. Delivery projects the row's
@@ -67,9 +73,9 @@ DECLARE
   grace text := coalesce(nullif(current_setting('{GRACE_SETTING}', true), ''), '0');
   head text := format(
     'INSERT INTO {outbox_table.name} (event_id, entity, key, operation, version, payload, '
-    'pending, attempts, next_attempt_at) '
+    'pending, attempts, next_attempt_at, changed) '
     'SELECT gen_random_uuid()::text, %L, j ->> %L, %%L, %%s, j - %L::text[], '
-    '''{{{ALL_SHARED},events}}'', %s, now() + %L::interval ',
+    '''{{{ALL_SHARED},events}}'', %s, now() + %L::interval, %%s ',
     TG_TABLE_NAME, TG_ARGV[0], TG_ARGV[1],
     CASE WHEN grace::interval > interval '0' THEN 1 ELSE 0 END, grace);
   -- The row without its hidden (vector) columns, before it becomes JSON: rendering a
@@ -80,25 +86,45 @@ DECLARE
                     AND attname <> ALL (TG_ARGV[1]::text[]));
   live text := '(j ->> ''version'')::bigint';
   fresh text := 'nextval(''{VERSION_SEQUENCE}'')';
+  changed text;
+  shown_new text;
   written bigint := 0;
   gone bigint := 0;
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    EXECUTE format(head, 'created', live)
+    EXECUTE format(head, 'created', live, 'NULL')
       || format('FROM (SELECT to_jsonb(r) AS j FROM (SELECT %s FROM new_rows) r) AS s', shown);
     GET DIAGNOSTICS written = ROW_COUNT;
   ELSIF TG_OP = 'UPDATE' THEN
-    EXECUTE format(head, 'updated', live)
-      || format('FROM (SELECT to_jsonb(r) AS j FROM (SELECT %s FROM new_rows) r) AS s', shown);
+    -- The columns each row's UPDATE changed, compared typed where the type's equality is
+    -- its value's (built-in booleans, numbers, strings, datetimes, uuids and arrays of
+    -- them), else as text; NULL where the key changed (no old row to compare with).
+    SELECT 'array_remove(ARRAY[' || string_agg(format(
+             CASE WHEN c.typed THEN 'CASE WHEN n.%1$I IS DISTINCT FROM o.%1$I THEN %1$L END'
+             ELSE 'CASE WHEN n.%1$I::text IS DISTINCT FROM o.%1$I::text THEN %1$L END' END,
+             c.attname), ', ' ORDER BY c.attnum) || ']::text[], NULL)',
+           string_agg('n.' || quote_ident(c.attname), ', ' ORDER BY c.attnum)
+             FILTER (WHERE c.attname <> ALL (TG_ARGV[1]::text[]))
+      INTO changed, shown_new
+      FROM (SELECT a.attname, a.attnum,
+                   coalesce(e.oid, t.oid) = 'uuid'::regtype OR (coalesce(e.oid, t.oid) < 10000
+                   AND coalesce(e.typcategory, t.typcategory) IN ('B', 'N', 'S', 'D')) AS typed
+              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+              LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+             WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped) AS c;
+    EXECUTE format(head, 'updated', live, 'changed')
+      || format('FROM (SELECT to_jsonb(r) AS j, CASE WHEN o.%1$I IS NULL THEN NULL ELSE %2$s '
+                'END AS changed FROM new_rows n LEFT JOIN old_rows o ON o.%1$I = n.%1$I '
+                'CROSS JOIN LATERAL (SELECT %3$s) AS r) AS s', TG_ARGV[0], changed, shown_new);
     GET DIAGNOSTICS written = ROW_COUNT;
     -- Keys the statement changed: the old key's projections must go.
-    EXECUTE format(head, 'deleted', fresh)
+    EXECUTE format(head, 'deleted', fresh, 'NULL')
       || format('FROM (SELECT to_jsonb(r) AS j FROM (SELECT %s FROM old_rows o WHERE NOT EXISTS '
                 '(SELECT 1 FROM new_rows n WHERE n.%I = o.%I)) r) AS s',
                 shown, TG_ARGV[0], TG_ARGV[0]);
     GET DIAGNOSTICS gone = ROW_COUNT;
   ELSE
-    EXECUTE format(head, 'deleted', fresh)
+    EXECUTE format(head, 'deleted', fresh, 'NULL')
       || format('FROM (SELECT to_jsonb(r) AS j FROM (SELECT %s FROM old_rows) r) AS s', shown);
     GET DIAGNOSTICS written = ROW_COUNT;
   END IF;

@@ -58,11 +58,12 @@ async def deliver(
     """
     failed: dict[int, dict[str, Rejection]] = defaultdict(dict)
     local_failures: set[str] = set()
-    for pending, group in _by_pending(records, dispatcher.shared_targets).items():
-        changes = await rehydrator.complete(group)
+    for pending, owed in _by_pending(records, dispatcher.shared_targets).items():
+        targets = [*pending, *local_targets]
+        group = [record for record in owed if _wanted(record, dispatcher, targets)]
+        changes = await rehydrator.complete(group)  # rows no target wants are not read back
         if not changes:
             continue
-        targets = [*pending, *local_targets]
         written = {(r.entity, r.key): r.stamp.written_at for r in group if r.stamp}
         for failure in await dispatcher.dispatch(changes, targets=targets, written=written):
             if failure.target not in pending:
@@ -87,6 +88,11 @@ async def deliver(
                 reason = Rejection(f"{type(exc).__name__}: {exc}", permanent=False)
                 failed[record.seq][EVENTS_TARGET] = reason
     return Delivery(_settlements(records, failed), frozenset(local_failures))
+
+
+def _wanted(record: OutboxRecord, dispatcher: Dispatcher, targets: Sequence[str]) -> bool:
+    change = record.change
+    return change is not None and dispatcher.wanted(change, targets)
 
 
 def _by_pending(

@@ -1,4 +1,8 @@
-"""After-commit fan-out: every backend at once, failures collected instead of raised."""
+"""After-commit fan-out: every backend at once, failures collected instead of raised.
+
+A backend is sent only the changes it must see (``wants``): an update of columns none of
+which its projection holds (a view counter, for the search index) leaves it untouched.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,10 @@ from satellites_repo import observe
 from satellites_repo.errors import ProjectionError, Rejection
 
 if TYPE_CHECKING:
-    from satellites_repo.model import Change, Registry
+    from satellites_repo.model import Change, EntitySpec, Registry
     from satellites_repo.types import Backend, BackendName
 
-__all__ = ["Dispatcher", "Failure"]
+__all__ = ["Dispatcher", "Failure", "wants"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +127,20 @@ class Dispatcher:
             [at for c in batch if (at := written.get((c.table, c.key))) is not None],
         )
 
+    def wanted(self, change: Change, targets: Sequence[BackendName]) -> bool:
+        """Whether any backend named in ``targets`` must be sent ``change``."""
+        return any(
+            self._covers(backend, change) for backend in self._backends if backend.name in targets
+        )
+
     def _covers(self, backend: Backend, change: Change) -> bool:
-        spec = self._registry.spec_of_table(change.table)
-        return spec is not None and backend.covers(spec)
+        return wants(backend, self._registry.spec_of_table(change.table), change)
+
+
+def wants(backend: Backend, spec: EntitySpec | None, change: Change) -> bool:
+    """Whether ``backend`` must be sent ``change``: it covers the repository, and the change
+    is not an update of columns none of which its projection holds."""
+    return spec is not None and backend.covers(spec) and change.affects(backend.columns_held(spec))
 
 
 def _log_fields(batch: Sequence[Change]) -> dict[str, str | int]:

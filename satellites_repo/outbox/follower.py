@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from satellites_repo.errors import ProjectionError
+from satellites_repo.outbox.dispatch import wants
 from satellites_repo.outbox.related_capture import RELATED_PREFIX
 from satellites_repo.outbox.table import OUTBOX_CHANNEL
 from satellites_repo.retry import FailureLog, wait_until
@@ -48,6 +49,7 @@ class Follower:
         self._store = store
         self.backend = backend
         self._rehydrator = rehydrator
+        self._registry = registry
         self._specs = [spec for spec in registry.specs if backend.covers(spec)]
         self._source = source
         self._page_size = page_size
@@ -164,12 +166,20 @@ class Follower:
     async def _apply(self, records: list[OutboxRecord]) -> None:
         """Apply a page; rows the backend refuses are logged and passed over, never
         retried here (each instance's copy would stop following at a poison row).
-        Re-projections of documents with related fields concern the search index only."""
+        Re-projections of documents with related fields concern the search index only;
+        rows it need not see (``wants``) are not even read back from Postgres."""
         records = [r for r in records if not r.event_id.startswith(RELATED_PREFIX)]
         if not records:
             return
+        spec_of = self._registry.spec_of_table
+        wanted = [
+            record
+            for record in records
+            if (change := record.change) is not None
+            and wants(self.backend, spec_of(record.entity), change)
+        ]
         try:
-            await self.backend.apply(await self._rehydrator.complete(records))
+            await self.backend.apply(await self._rehydrator.complete(wanted))
         except ProjectionError as exc:
             if not exc.rejected:
                 raise

@@ -158,6 +158,12 @@ def _with_whole(record: OutboxRecord, flushed: Change | None) -> OutboxRecord:
     ):
         return dataclasses.replace(record, attempts=1)
     whole = flushed
-    if flushed.operation is not operation or flushed.version != record.version:
-        whole = dataclasses.replace(flushed, operation=operation, version=record.version)
+    if (
+        flushed.operation is not operation
+        or flushed.version != record.version
+        or flushed.changed != record.changed
+    ):
+        whole = dataclasses.replace(
+            flushed, operation=operation, version=record.version, changed=record.changed
+        )
     return dataclasses.replace(record, attempts=1, whole=whole)

@@ -57,6 +57,8 @@ class OutboxRecord:
     payload: Mapping[str, Any]
     pending: tuple[str, ...] = ()
     attempts: int = 0
+    changed: frozenset[str] | None = None
+    """The columns a captured update changed (``None``: not known); see ``Change.changed``."""
     whole: Change | None = None
     """The change with every column, when this process made the commit (the fast path)."""
     stamp: OutboxStamp | None = None
@@ -75,6 +77,7 @@ class OutboxRecord:
             payload=row["payload"],
             pending=tuple(row.get("pending") or ()),
             attempts=row.get("attempts") or 0,
+            changed=None if row.get("changed") is None else frozenset(row["changed"]),
             stamp=row.get("stamp"),
         )
 
@@ -89,7 +92,10 @@ class OutboxRecord:
             return None
         if self.whole is not None:
             return self.whole
-        return Change(self.entity, self.key, Operation(self.operation), self.version, self.payload)
+        operation = Operation(self.operation)
+        return Change(
+            self.entity, self.key, operation, self.version, self.payload, changed=self.changed
+        )
 
     def event(self) -> DataEvent:
         """The row's DataEvent, with the row's stable id so consumers can de-duplicate."""

@@ -82,7 +82,10 @@ def as_current(change: Change, now: Change | None) -> Change:
     """``change`` replaced by its row's current state ``now`` (``None``: the row is gone)."""
     if now is not None:
         operation = Operation.UPDATED if change.operation is Operation.DELETED else change.operation
-        return Change(now.table, now.key, operation, now.version, now.payload, now.hidden)
+        changed = change.changed  # later changes of the row are delivered on their own rows
+        return Change(
+            now.table, now.key, operation, now.version, now.payload, now.hidden, changed=changed
+        )
     if change.operation is Operation.DELETED:
         return change
     return Change(

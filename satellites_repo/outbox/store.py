@@ -48,7 +48,7 @@ __all__ = ["FollowPoint", "OutboxStatus", "OutboxStore", "Settlement"]
 _COLUMNS = (
     "seq, event_id, txid, entity, key, operation, version, "
     "payload::text AS payload, pending, attempts, "
-    "extract(epoch FROM created_at)::float8 AS created"
+    "extract(epoch FROM created_at)::float8 AS created, changed"
 )
 PURGED_UPTO = "outbox_purged_upto_txid"
 _CAPTURED = (
@@ -135,7 +135,8 @@ class OutboxStore:
         Several statements on one row fold as a ChangeSet folds flushes (created then
         updated is one ``created``; created then deleted is nothing): the superseded rows
         are deleted, so one commit publishes one event per row it changed. Re-projection
-        rows (of related tables' capture) are left to the relay: they may be many.
+        rows (of related tables' capture) are left to the relay: they may be many. The columns a
+        folded row changed are then not known (each statement recorded its own): ``NULL``.
         """
         # On the driver's connection (the same transaction): SQLAlchemy's result rows
         # cost more than the rows themselves here, one per captured row of a bulk commit.
@@ -144,19 +145,21 @@ class OutboxStore:
         assert driver is not None
         stamp = observe.outbox_stamp()
         rows = await driver.fetch(_CAPTURED)
-        folded, superseded, created = fold_captured([_record(row, stamp) for row in rows])
+        folded, superseded, rewritten = fold_captured([_record(row, stamp) for row in rows])
         if superseded:
             await session.execute(
                 text(f"DELETE FROM {outbox_table.name} WHERE seq = ANY(:seqs)"),
                 {"seqs": superseded},
             )
-        if created:
+        if rewritten:
+            operations = {record.seq: record.operation for record in folded}
             await session.execute(
                 text(
-                    f"UPDATE {outbox_table.name} SET operation = '{Operation.CREATED.value}' "
-                    "WHERE seq = ANY(:seqs)"
+                    f"UPDATE {outbox_table.name} AS o SET operation = v.operation, changed = NULL "
+                    "FROM unnest(CAST(:seqs AS bigint[]), CAST(:operations AS text[])) "
+                    "AS v(seq, operation) WHERE o.seq = v.seq"
                 ),
-                {"seqs": created},
+                {"seqs": rewritten, "operations": [operations[seq] for seq in rewritten]},
             )
         await self._stamp_captured(session, folded, stamp)
         return folded
@@ -494,7 +497,11 @@ class OutboxStore:
 def fold_captured(
     records: Sequence[OutboxRecord],
 ) -> tuple[list[OutboxRecord], list[int], list[int]]:
-    """(one record per key, seqs superseded, seqs whose operation becomes ``created``)."""
+    """(one record per key, seqs superseded, seqs whose stored row the fold rewrites).
+
+    A row that absorbed earlier ones may have become ``created``, and the columns it
+    changed are no longer known (``changed`` becomes ``None``).
+    """
     latest: dict[tuple[str, str], OutboxRecord] = {}
     superseded: list[int] = []
     for record in records:
@@ -505,14 +512,21 @@ def fold_captured(
             continue
         superseded.append(earlier.seq)
         if earlier.operation != Operation.CREATED.value:
-            latest[slot] = record
+            latest[slot] = dataclasses.replace(record, changed=None)
         elif record.operation == Operation.DELETED.value:
             superseded.append(record.seq)  # the row never existed outside the transaction
         else:
-            latest[slot] = dataclasses.replace(record, operation=Operation.CREATED.value)
-    stored = {record.seq: record.operation for record in records}
-    created = [record.seq for record in latest.values() if record.operation != stored[record.seq]]
-    return sorted(latest.values(), key=lambda r: r.seq), superseded, created
+            latest[slot] = dataclasses.replace(
+                record, operation=Operation.CREATED.value, changed=None
+            )
+    stored = {record.seq: record for record in records}
+    rewritten = [
+        record.seq
+        for record in latest.values()
+        if (record.operation, record.changed)
+        != (stored[record.seq].operation, stored[record.seq].changed)
+    ]
+    return sorted(latest.values(), key=lambda r: r.seq), superseded, rewritten
 
 
 def _change_row(change: Change, targets: Sequence[str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ orders rows; ``txid`` (the writing transaction's id) lets a follower read every 
 row exactly once in order of completion: rows of transactions older than the snapshot's
 xmin can no longer appear, so a follower's position is an xmin, not a ``seq``.
 ``leased_until``: a relay that claimed the row holds it until then; ``outbox retry``
-leaves such rows alone.
+leaves such rows alone. ``changed``: the columns a captured UPDATE changed (NULL: unknown).
 
 A durable subscriber of the in-process bus is a row of ``satellites_subscriptions`` (its
 pattern and its position in the outbox, an xmin as a follower's) and one row of
@@ -82,6 +82,7 @@ outbox_table = Table(
     Column("last_error", Text),
     Column("dead_at", DateTime(timezone=True)),
     Column("done_at", DateTime(timezone=True)),
+    Column("changed", ARRAY(Text)),
     Index(
         "ix_satellites_outbox_due",
         "next_attempt_at",

@@ -60,10 +60,19 @@ class FakeBackend:
     (table, key): the latest version applied, or ``None`` once deleted.
     """
 
-    def __init__(self, name: str, *, shared: bool = True, tables: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        shared: bool = True,
+        tables: Sequence[str] = (),
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        """``columns``: what ``columns_held`` says for every table (``None``: whole rows)."""
         self._name = name
         self._shared = shared
         self._tables = frozenset(tables)
+        self._columns = None if columns is None else frozenset(columns)
         self.applied: list[list[Change]] = []
         self.held: dict[tuple[str, str], int | None] = {}
         self.failure: Exception | None = None
@@ -84,6 +93,9 @@ class FakeBackend:
 
     def covers(self, spec: EntitySpec) -> bool:
         return not self._tables or spec.table in self._tables
+
+    def columns_held(self, spec: EntitySpec) -> frozenset[str] | None:
+        return self._columns
 
     async def open(self) -> None:
         self.opened = True

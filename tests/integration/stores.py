@@ -1,10 +1,13 @@
-"""What the integration tests share: committing articles and reading every store's versions."""
+"""What the integration tests share: committing articles, reading every store's versions
+and content."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from typing import Any
+
+import numpy as np
 
 from satellites_repo import DataLayer
 from tests.integration.models import Article, Articles
@@ -71,14 +74,62 @@ async def vector_versions(layer: DataLayer, keys: list[str]) -> dict[str, int]:
 
 
 async def assert_projections_equal_postgres(layer: DataLayer) -> None:
+    """Every article in every projection, as Postgres holds it.
+
+    Redis caches whole rows, so it holds each at Postgres' version. Elasticsearch and
+    FAISS are not sent an update of columns they do not hold (a title change skips FAISS):
+    they hold a version no newer than Postgres', and exactly the content its row gives.
+    """
     truth = await postgres_versions(layer)
     keys = sorted(truth)
     cached = await cache_versions(layer, keys)
     assert cached == truth, {k: (v, cached.get(k)) for k, v in truth.items() if cached.get(k) != v}
-
-    assert await search_versions(layer) == truth
-    assert await vector_versions(layer, keys) == truth
+    rows = await assert_search_equals_postgres(layer, truth)
+    vectors = await vector_versions(layer, keys)
+    assert sorted(vectors) == keys
+    assert all(vectors[key] <= truth[key] for key in keys)
+    for key, row in rows.items():
+        record = await layer.vectors.get("articles", key)
+        assert record is not None
+        assert record.metadata == {"tenant_id": row["tenant_id"]}
+        wanted = np.asarray(row["embedding"], dtype=np.float32)
+        assert np.allclose(record.vector, wanted / np.linalg.norm(wanted), atol=1e-6), key
     assert await layer.vectors.count("articles") == len(truth)
+
+
+async def assert_search_equals_postgres(
+    layer: DataLayer, truth: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Every article indexed with its row's title, body and tenant, at a version no newer
+    than Postgres' (updates of other columns are not sent); returns the rows by key."""
+    truth = truth if truth is not None else await postgres_versions(layer)
+    keys = sorted(truth)
+    indexed = await search_versions(layer)
+    assert sorted(indexed) == keys
+    assert all(indexed[key] <= truth[key] for key in keys)
+    rows = {
+        row["id"]: row
+        for row in await layer.postgres.fetch(
+            "SELECT id::text AS id, tenant_id, title, body, embedding FROM articles"
+        )
+    }
+    assert await search_documents(layer, keys) == {
+        key: {"tenant_id": row["tenant_id"], "title": row["title"], "body": row["body"]}
+        for key, row in rows.items()
+    }
+    return rows
+
+
+async def search_documents(layer: DataLayer, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The indexed articles' declared fields, by key."""
+    alias = f"{layer.config.elasticsearch.index_prefix}articles"
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), 1000):
+        response = await layer.elasticsearch.mget(
+            index=alias, ids=keys[start : start + 1000], source=["tenant_id", "title", "body"]
+        )
+        found.update((doc["_id"], doc["_source"]) for doc in response["docs"] if doc["found"])
+    return found
 
 
 async def settle_everything(layer: DataLayer, within: float = 60.0) -> None:

@@ -116,6 +116,10 @@ class ElasticsearchBackend:
     def covers(self, spec: EntitySpec) -> bool:
         return self.index_of(spec) is not None
 
+    def columns_held(self, spec: EntitySpec) -> frozenset[str] | None:
+        """The document's columns, its computed fields' and ``index_when``'s inputs."""
+        return self._index(spec).columns
+
     def holds_vectors(self, spec: EntitySpec) -> bool:
         return _engine_vectors(spec) is not None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from satellites_repo.model import Operation
 from satellites_repo.outbox.records import OutboxRecord
 from satellites_repo.outbox.store import fold_captured
@@ -13,15 +15,15 @@ def _row(seq: int, key: str, operation: Operation) -> OutboxRecord:
 
 
 def test_created_then_updated_is_one_created_row_at_the_latest_version() -> None:
-    folded, superseded, created = fold_captured(
+    folded, superseded, rewritten = fold_captured(
         [_row(1, "a", Operation.CREATED), _row(2, "a", Operation.UPDATED)]
     )
     assert [(r.seq, r.operation, r.version) for r in folded] == [(2, "created", 2)]
-    assert (superseded, created) == ([1], [2])
+    assert (superseded, rewritten) == ([1], [2])
 
 
 def test_created_then_deleted_leaves_nothing() -> None:
-    folded, superseded, created = fold_captured(
+    folded, superseded, rewritten = fold_captured(
         [
             _row(1, "a", Operation.CREATED),
             _row(2, "a", Operation.DELETED),
@@ -29,7 +31,7 @@ def test_created_then_deleted_leaves_nothing() -> None:
         ]
     )
     assert [r.key for r in folded] == ["b"]
-    assert (sorted(superseded), created) == ([1, 2], [])
+    assert (sorted(superseded), rewritten) == ([1, 2], [])
 
 
 def test_updated_then_deleted_is_deleted() -> None:
@@ -38,3 +40,14 @@ def test_updated_then_deleted_is_deleted() -> None:
     )
     assert [(r.seq, r.operation) for r in folded] == [(2, "deleted")]
     assert superseded == [1]
+
+
+def test_two_updates_fold_into_one_whose_changed_columns_are_unknown() -> None:
+    first = dataclasses.replace(_row(1, "a", Operation.UPDATED), changed=frozenset({"title"}))
+    second = dataclasses.replace(_row(2, "a", Operation.UPDATED), changed=frozenset({"views"}))
+    folded, superseded, rewritten = fold_captured([first, second])
+    assert [(r.seq, r.operation, r.changed) for r in folded] == [(2, "updated", None)]
+    assert (superseded, rewritten) == ([1], [2])
+    change = folded[0].change
+    assert change is not None
+    assert change.affects(frozenset({"body"}))
