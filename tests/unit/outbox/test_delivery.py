@@ -3,9 +3,10 @@ stays owed settled per row."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
-from satellites_repo.model import Registry
+from satellites_repo.model import Operation, Registry
 from satellites_repo.outbox.delivery import deliver
 from satellites_repo.outbox.dispatch import Dispatcher
 from satellites_repo.outbox.records import EVENTS_TARGET
@@ -74,3 +75,17 @@ async def test_rows_already_applied_everywhere_only_publish() -> None:
     await deliver(records, Dispatcher([cache], REGISTRY), bus, REHYDRATOR)
     assert cache.applied == []
     assert len(bus.published) == 1
+
+
+async def test_a_row_no_pending_target_needs_is_settled_without_reading_postgres() -> None:
+    """An update of a column the index does not hold, read back by the relay: no row is
+    read from Postgres for it (the rehydrator here has no engine), nothing is sent."""
+    search, bus = FakeBackend("elasticsearch", columns=["title"]), RecordingBus()
+    bump = note_change("a", 2, Operation.UPDATED)
+    record = dataclasses.replace(
+        outbox_record(1, bump, "elasticsearch"), whole=None, changed=frozenset({"views"})
+    )
+    delivery = await deliver([record], Dispatcher([search], REGISTRY), bus, REHYDRATOR)
+    assert search.applied == []
+    assert [event.id for event in bus.published] == ["event-1"]
+    assert delivery.settlements == [Settlement((1,), (), None, 1)]

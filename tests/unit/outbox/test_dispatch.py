@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
 
-from satellites_repo.model import Registry
+from satellites_repo.model import Operation, Registry
 from satellites_repo.outbox.dispatch import Dispatcher
 from satellites_repo.testing.fakes import FakeBackend
 from tests.unit.models import Notes, note_change
@@ -83,3 +84,17 @@ def test_local_targets_are_the_backends_that_are_not_shared() -> None:
     assert dispatcher(FakeBackend("redis"), local).local_targets == ("faiss",)
     assert dispatcher().targets_covering(note_change("a")) == []
     assert dispatcher(local).targets_covering(note_change("a")) == ["faiss"]
+
+
+async def test_an_update_of_columns_a_backend_does_not_hold_is_not_sent_to_it() -> None:
+    cache, search = FakeBackend("redis"), FakeBackend("elasticsearch", columns=["title"])
+    bump = dataclasses.replace(
+        note_change("a", 2, Operation.UPDATED), changed=frozenset({"views", "version"})
+    )
+    rename = dataclasses.replace(bump, key="b", changed=frozenset({"title", "version"}))
+    chosen = dispatcher(cache, search)
+    assert await chosen.dispatch([bump, rename], ["redis", "elasticsearch"]) == []
+    assert cache.applied == [[bump, rename]]
+    assert search.applied == [[rename]]
+    assert chosen.wanted(bump, ["redis"])
+    assert not chosen.wanted(bump, ["elasticsearch"])
