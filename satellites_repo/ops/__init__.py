@@ -13,6 +13,7 @@ from satellites_repo.model import checked_tenant
 from satellites_repo.ops.reindex import ReindexReport, count_rows, rebuild
 from satellites_repo.ops.tenants import PURGE_BATCH, export_tenant, purge_tenant
 from satellites_repo.ops.verify import KINDS, Drift, repair, verify
+from satellites_repo.orm.translate import translated
 
 if TYPE_CHECKING:
     from satellites_repo.bootstrap import Runtime
@@ -26,9 +27,14 @@ __all__ = ["KINDS", "Drift", "Operations", "ReindexReport"]
 
 
 class Operations:
-    """Reindex, verify, repair and the outbox of one started ``DataLayer``."""
+    """Reindex, verify, repair and the outbox of one started ``DataLayer``.
+
+    Every method, and the outbox, relay and subscriptions it hands out, raises
+    ``UnavailableError`` naming Postgres when the database cannot be reached (the one
+    translation, ``orm.translate``), never the driver's error."""
 
     def __init__(self, runtime: Runtime) -> None:
+        self.entity_name = "operations"
         self._runtime = runtime
 
     @property
@@ -71,12 +77,14 @@ class Operations:
         """The relay that delivers what the fast path could not (also run in the background)."""
         return self._runtime.relay
 
+    @translated
     async def backlog(self) -> list[observe.TargetBacklog]:
         """Rows owed, oldest owed age and dead letters per target; also what the gauges report."""
         backlog = await self._runtime.backlog()
         observe.publish_backlog(backlog)
         return backlog
 
+    @translated
     async def throughput(self, window: float = 60.0) -> Throughput:
         """Commits written in the last ``window`` seconds and how late their rows settled."""
         return await self._runtime.monitor.throughput(window)
@@ -86,23 +94,28 @@ class Operations:
         """Durable subscribers of the in-process bus: status, dead letters, purge."""
         return self._runtime.deliveries
 
+    @translated
     async def deliver_durable(self) -> int:
         """Run this process's durable subscribers until nothing is due now (tests)."""
         durable = self._runtime.durable
         return 0 if durable is None else await durable.drain()
 
+    @translated
     async def settled(self) -> None:
         """Wait until the outbox marks of every commit so far are written (tests, shutdown)."""
         await self._runtime.settler.settled()
 
+    @translated
     async def follow(self) -> None:
         """Bring this process's local backends (FAISS) up to the outbox now."""
         for follower in self._runtime.followers:
             await follower.follow_once()
 
+    @translated
     async def count(self, repository: type[Any] | str) -> int:
         return await count_rows(self._runtime, self.spec(repository))
 
+    @translated
     async def reindex(
         self,
         repository: type[Any] | str,
@@ -116,6 +129,7 @@ class Operations:
         report = progress or (lambda done: None)
         return [await rebuild(self._runtime, spec, backend, report) for backend in chosen]
 
+    @translated
     async def verify(
         self, repository: type[Any] | str, *, sample: int | None = None
     ) -> list[Drift]:
@@ -124,9 +138,11 @@ class Operations:
         for extras)."""
         return await verify(self._runtime, self.spec(repository), sample)
 
+    @translated
     async def repair(self, repository: type[Any] | str, drifts: Sequence[Drift]) -> int:
         return await repair(self._runtime, self.spec(repository), drifts)
 
+    @translated
     async def purge_tenant(self, tenant: str, *, batch: int = PURGE_BATCH) -> dict[str, int]:
         """Delete one tenant's rows of every tenant-scoped repository, and (through the
         outbox) every projection of them; resumable. Rows deleted per repository."""

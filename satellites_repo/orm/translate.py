@@ -1,5 +1,6 @@
 """Driver errors become library errors here, once, around every repository and unit-of-work
-method (advanced-alchemy's ``wrap_sqlalchemy_exception`` idea).
+method and every ``data.operations`` entry point (the outbox store, relay and subscription
+registry included) (advanced-alchemy's ``wrap_sqlalchemy_exception`` idea).
 
     StaleDataError                        -> ConcurrencyError
     IntegrityError (unique, FK, check...) -> ConflictError naming the table and constraint
@@ -13,7 +14,7 @@ errors raised inside pass through untouched.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -62,7 +63,7 @@ def translating(entity: str) -> Iterator[None]:
 
 def translated(
     method: Callable[Concatenate[Any, P], Awaitable[R]],
-) -> Callable[Concatenate[Any, P], Awaitable[R]]:
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
     """Decorate an async method of an object with an ``entity_name``: ``translating`` it
     (inlined: the read path pays no context manager for the errors it never raises)."""
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from satellites_repo import observe
+from satellites_repo.orm.translate import translated
 from satellites_repo.outbox.delivery import deliver
 from satellites_repo.retry import FailureLog, wait_until
 
@@ -62,6 +63,7 @@ class Relay:
         publishes: Callable[[], bool] = lambda: True,
     ) -> None:
         """``publishes``: whether this process delivers events (asked at every pass)."""
+        self.entity_name = "outbox relay"
         self._publishes = publishes
         self._store = store
         self._dispatcher = dispatcher
@@ -70,6 +72,7 @@ class Relay:
         self._config = config
         self.failures = FailureLog(logger, "relay pass")
 
+    @translated
     async def run_once(self) -> int:
         """Deliver one batch of due rows; returns how many were claimed."""
         publish = self._publishes()
@@ -87,6 +90,7 @@ class Relay:
             logger.info("relay delivered %d row(s), %d still owed", len(records), left)
         return len(records)
 
+    @translated
     async def drain(self) -> int:
         """Deliver until nothing is due; returns the number of rows claimed."""
         total = 0

@@ -21,6 +21,7 @@ from satellites_repo import observe
 from satellites_repo.model.change import Operation
 from satellites_repo.model.codec import json_bytes, json_safe
 from satellites_repo.observe import OutboxStamp
+from satellites_repo.orm.translate import translated
 from satellites_repo.outbox.capture import CAPTURE_TRIGGER_NAMES, MISSING_CAPTURE_SQL
 from satellites_repo.outbox.records import (
     EVENT_OPERATION,
@@ -109,7 +110,10 @@ class OutboxStatus:
 
 
 class OutboxStore:
-    """The outbox table behind a small API; ``pool`` is the layer's asyncpg pool."""
+    """The outbox table behind a small API; ``pool`` is the layer's asyncpg pool.
+
+    Its methods raise ``UnavailableError`` naming Postgres when it cannot be reached
+    (``captured`` and ``insert`` run inside a unit of work, which translates for them)."""
 
     def __init__(
         self,
@@ -121,6 +125,7 @@ class OutboxStore:
         followed: Iterable[str] = (),
     ) -> None:
         """``followed``: the tables whose rows wake followers (NOTIFY) at commit."""
+        self.entity_name = "outbox"
         self._pool = pool
         self._followed = frozenset(followed)
         self._max_attempts = max_attempts
@@ -185,6 +190,7 @@ class OutboxStore:
             },
         )
 
+    @translated
     async def captured_tables(self, tables: Sequence[str]) -> set[str]:
         """Which of ``tables`` carry every capture trigger."""
         missing = await self._pool.fetch(
@@ -251,6 +257,7 @@ class OutboxStore:
             for (seq, txid), row, whole in zip(result.all(), rows, wholes, strict=True)
         ]
 
+    @translated
     async def enqueue(self, owed: Sequence[tuple[Change, Sequence[str]]]) -> int:
         """Owe changes to targets outside any unit of work (repairs); due at once, no events."""
         if not owed:
@@ -279,6 +286,7 @@ class OutboxStore:
 
     # -- after COMMIT ----------------------------------------------------------------------
 
+    @translated
     async def settle(self, settlements: Iterable[Settlement]) -> None:
         """Record the outcome of one attempt: done rows, or what is still owed and when.
 
@@ -309,6 +317,7 @@ class OutboxStore:
                     settlement.dead,
                 )
 
+    @translated
     async def claim(
         self, limit: int, lease_seconds: float, *, events: bool = True
     ) -> list[OutboxRecord]:
@@ -339,6 +348,7 @@ class OutboxStore:
         )
         return sorted((_record(row) for row in rows), key=lambda record: record.seq)
 
+    @translated
     async def follow(
         self,
         start: FollowPoint | int | None,
@@ -391,6 +401,7 @@ class OutboxStore:
                         int(snapshot["xmin"]), int(snapshot["xmax"]), frozenset(snapshot["xip"])
                     )
 
+    @translated
     async def current_position(self) -> int:
         """The current snapshot's xmin: every transaction below it has finished."""
         value = await self._pool.fetchval(
@@ -398,6 +409,7 @@ class OutboxStore:
         )
         return int(value)
 
+    @translated
     async def identity(self) -> str:
         """This database as snapshots record it: ``<system identifier>/<database>/<schema>``.
 
@@ -415,6 +427,7 @@ class OutboxStore:
         assert where is not None
         return f"{system}/{where[0]}/{where[1]}"
 
+    @translated
     async def purged_upto(self) -> int:
         value = await self._pool.fetchval(
             "SELECT value FROM satellites_meta WHERE name = $1", PURGED_UPTO
@@ -423,6 +436,7 @@ class OutboxStore:
 
     # -- operations -------------------------------------------------------------------------
 
+    @translated
     async def status(self) -> OutboxStatus:
         row = await self._pool.fetchrow(
             """
@@ -446,6 +460,7 @@ class OutboxStore:
             by_target={record["target"]: record["n"] for record in targets},
         )
 
+    @translated
     async def retry_dead(self) -> int:
         """Give dead-lettered rows a fresh set of attempts, due now."""
         result = await self._pool.execute(
@@ -454,6 +469,7 @@ class OutboxStore:
         )
         return _affected(result)
 
+    @translated
     async def retry_now(self) -> int:
         """Make every pending row due now (after an outage, say), except rows a running
         relay or a committing process holds (their lease has not run out)."""
@@ -464,6 +480,7 @@ class OutboxStore:
         )
         return _affected(result)
 
+    @translated
     async def purge(self, done_older_than: dt.timedelta) -> int:
         """Delete settled rows older than the age given; followers behind it must rebuild.
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import orjson
 
+from satellites_repo.orm.translate import translated
 from satellites_repo.outbox.records import EVENT_OPERATION, REPAIR_EVENT_PREFIX, OutboxRecord
 from satellites_repo.retry import Backoff
 
@@ -67,9 +68,11 @@ class SubscriberStatus:
 
 
 class DeliveryRegistry:
-    """Subscribers and their deliveries behind a small API; ``pool`` is the layer's pool."""
+    """Subscribers and their deliveries behind a small API; ``pool`` is the layer's pool.
+    A Postgres outage raises ``UnavailableError`` naming it."""
 
     def __init__(self, pool: asyncpg.Pool, *, max_attempts: int, backoff: Backoff) -> None:
+        self.entity_name = "event subscriptions"
         self._pool = pool
         self._max_attempts = max_attempts
         self.backoff = backoff
@@ -80,6 +83,7 @@ class DeliveryRegistry:
         backoff = Backoff(config.backoff_initial, config.backoff_max)
         return cls(pool, max_attempts=config.max_attempts, backoff=backoff)
 
+    @translated
     async def register(self, subscription: DurableSubscription) -> None:
         """Record the subscriber; a new one starts at the current position of the outbox."""
         await self._pool.execute(
@@ -90,6 +94,7 @@ class DeliveryRegistry:
             subscription.pattern,
         )
 
+    @translated
     async def materialize(self, subscription: DurableSubscription, page_size: int) -> int:
         """Write deliveries for the rows committed since the subscriber's position.
 
@@ -152,6 +157,7 @@ class DeliveryRegistry:
             return 0  # another instance moved the position within our snapshot: it did the work
         return created
 
+    @translated
     async def claim(self, name: str, limit: int, lease_seconds: float) -> list[Claimed]:
         """Take up to ``limit`` due deliveries, at most one per entity key, oldest first."""
         async with self._pool.acquire() as connection:
@@ -195,6 +201,7 @@ class DeliveryRegistry:
             for row in sorted(rows, key=lambda row: row["seq"])
         ]
 
+    @translated
     async def done(self, name: str, seqs: Sequence[int]) -> None:
         if seqs:
             await self._pool.execute(
@@ -204,6 +211,7 @@ class DeliveryRegistry:
                 list(seqs),
             )
 
+    @translated
     async def failed(self, name: str, failures: Mapping[int, tuple[int, str]]) -> None:
         """Record failed attempts (``seq -> (attempt, error)``): retried later, or dead."""
         if not failures:
@@ -221,6 +229,7 @@ class DeliveryRegistry:
 
     # -- operations (``satellites events``) -----------------------------------------------
 
+    @translated
     async def status(self) -> list[SubscriberStatus]:
         rows = await self._pool.fetch(
             f"""
@@ -240,6 +249,7 @@ class DeliveryRegistry:
         )
         return [SubscriberStatus(**dict(row)) for row in rows]
 
+    @translated
     async def retry_dead(self, name: str | None = None) -> int:
         """Revive dead-lettered deliveries with a fresh set of attempts, due now."""
         result = await self._pool.execute(
@@ -250,6 +260,7 @@ class DeliveryRegistry:
         )
         return _affected(result)
 
+    @translated
     async def purge(self, name: str | None = None, *, dead: bool = False) -> int:
         """Delete done deliveries that can no longer be re-read (and dead ones if ``dead``)."""
         result = await self._pool.execute(
