@@ -18,7 +18,7 @@ from satellites_repo.migrate import install_capture, remove_capture
 revision: str = "0003_knowledge_base_capture"
 down_revision: str | Sequence[str] | None = "0002_knowledge_base"
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = "0003_change_capture"
+depends_on: str | Sequence[str] | None = "0004_changed_columns"
 
 
 def upgrade() -> None:

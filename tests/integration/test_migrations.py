@@ -87,7 +87,7 @@ def test_upgrade_downgrade_and_upgrade_again(schema: str) -> None:
     assert again.returncode == 0, again.stderr
     current = satellites(schema, "current").stdout
     assert "0003_knowledge_base_capture (head)" in current
-    assert "0003_change_capture (effective head)" in current  # the app revision depends on it
+    assert "0004_changed_columns (effective head)" in current  # the app revision depends on it
 
 
 def test_check_passes_at_head_and_fails_behind_it(schema: str) -> None:
@@ -108,10 +108,12 @@ def test_the_library_branch_is_applied_beside_the_application(schema: str) -> No
     history = satellites(schema, "history").stdout
     assert "<base> -> 0001_satellites (satellites)" in history
     assert "0002_event_subscriptions -> 0003_change_capture (satellites)" in history
+    assert "0003_change_capture -> 0004_changed_columns (satellites)" in history
     assert "<base> -> 0001_satellites (satellites)" in history
     assert "<base> -> 0002_knowledge_base" in history
     assert (
-        "0002_knowledge_base (0003_change_capture) -> 0003_knowledge_base_capture (head)" in history
+        "0002_knowledge_base (0004_changed_columns) -> 0003_knowledge_base_capture (head)"
+        in history
     )
     assert satellites(schema, "upgrade", "satellites@head").returncode == 0
     assert tables(schema) == LIBRARY_TABLES | {"alembic_version"}
