@@ -15,6 +15,7 @@ from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.backends.faiss import FaissBackend
 from satellites_repo.migrate import create_tables
+from satellites_repo.outbox.capture import capture_statements
 from tests.integration.models import REPOSITORIES, Article, Articles, IntegrationModel
 from tests.integration.stores import assert_projections_equal_postgres, settle_everything
 
@@ -211,3 +212,33 @@ async def test_verify_compares_a_lagging_entry_by_content(quiet: DataLayer) -> N
     await settle_everything(quiet)
     assert all(drift.clean for drift in await quiet.operations.verify(Articles))
     await assert_projections_equal_postgres(quiet)
+
+
+async def test_the_capture_records_the_columns_each_update_changed(quiet: DataLayer) -> None:
+    """Typed where equality is the value's, as text otherwise (json has no equality, and an
+    interval of '1 day' equals '24 hours'), NULL where the key changed."""
+    statements = [
+        "CREATE TABLE scratch (id int PRIMARY KEY, doc json, span interval, tags text[], "
+        "price numeric, at timestamptz, version bigint NOT NULL DEFAULT 0)",
+        *capture_statements("scratch", "id"),
+        "INSERT INTO scratch VALUES (1, '{\"a\": 1}', '1 day', '{x}', 1.5, now())",
+        "UPDATE scratch SET doc = '{\"a\": 2}'",
+        "UPDATE scratch SET span = '24 hours', price = 1.5",
+        "UPDATE scratch SET tags = '{x,y}', at = at",
+        "UPDATE scratch SET id = 2",
+    ]
+    async with quiet.postgres.acquire() as connection:
+        for statement in statements:
+            await connection.execute(statement)
+        rows = await connection.fetch(
+            "SELECT operation, key, changed FROM satellites_outbox "
+            "WHERE entity = 'scratch' ORDER BY seq"
+        )
+    assert [(row["operation"], row["key"], row["changed"]) for row in rows] == [
+        ("created", "1", None),
+        ("updated", "1", ["doc", "version"]),
+        ("updated", "1", ["span", "version"]),
+        ("updated", "1", ["tags", "version"]),
+        ("updated", "2", None),
+        ("deleted", "1", None),
+    ]
