@@ -14,6 +14,7 @@ import pytest
 from satellites_repo import DataLayer, DataLayerConfig
 from satellites_repo.backends.elasticsearch import ElasticsearchBackend
 from satellites_repo.backends.faiss import FaissBackend
+from satellites_repo.backends.redis import CachedRow
 from satellites_repo.migrate import create_tables
 from satellites_repo.outbox.capture import capture_statements
 from tests.integration.models import REPOSITORIES, Article, Articles, IntegrationModel
@@ -99,15 +100,16 @@ async def held(layer: DataLayer, key: str) -> Held:
     )
     cached = await layer.redis.get(f"{layer.config.redis.key_prefix}articles:{key}")
     assert isinstance(cached, bytes)
-    version, _, body = cached.partition(b":")
+    entry = CachedRow.parse(cached)
+    assert entry is not None
     alias = f"{layer.config.elasticsearch.index_prefix}articles"
     document = await layer.elasticsearch.get(index=alias, id=key)
     stats = await layer.elasticsearch.indices.stats(index=alias, metric="indexing")
     record = await layer.vectors.get("articles", key)
     return Held(
         postgres=postgres,
-        redis=int(version),
-        views_cached=int(orjson.loads(body)["views"]),
+        redis=entry.version,
+        views_cached=int(orjson.loads(entry.body)["views"]),
         es_version=document["_version"],
         es_seq_no=document["_seq_no"],
         es_indexed_total=stats["_all"]["primaries"]["indexing"]["index_total"],

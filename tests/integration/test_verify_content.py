@@ -164,7 +164,9 @@ async def test_a_write_that_bypassed_the_capture_is_stale_everywhere(layer: Data
     async with layer.postgres.acquire() as connection, connection.transaction():
         await connection.execute("SET LOCAL session_replication_role = replica")
         await connection.execute(
-            "UPDATE articles SET title = 'v2', version = version + 1000 WHERE id = $1::uuid",
+            # The vector too: FAISS holds no title, so a title alone would leave it current.
+            "UPDATE articles SET title = 'v2', embedding = '{0,0,0,1}', "
+            "version = version + 1000 WHERE id = $1::uuid",
             older,
         )
 
