@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from satellites_repo.cli._common import console, load_config
+from satellites_repo.cli._common import console, exit_codes, load_config
 from satellites_repo.config import MappingConflict
 from satellites_repo.errors import SatellitesError
 from satellites_repo.facade import DataLayer
@@ -90,14 +89,8 @@ def with_layer(
         async with layer:
             return await work(layer.operations)
 
-    try:
+    with exit_codes((SatellitesError, 1), (ValueError, 2)):
         return asyncio.run(run())
-    except SatellitesError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(1) from None
-    except ValueError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(2) from None
 
 
 def _selected(operations: Operations, only: str | None) -> list[EntitySpec]:

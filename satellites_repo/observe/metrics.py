@@ -62,27 +62,24 @@ class _Instruments:
 @functools.cache
 def _instruments() -> _Instruments:
     meter = _otel.meter()
+
+    def seconds(name: str, description: str) -> Histogram:
+        return meter.create_histogram(
+            name,
+            unit="s",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+            description=description,
+        )
+
     return _Instruments(
-        commit_duration=meter.create_histogram(
-            "satellites.commit.duration",
-            unit="s",
-            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
-            description="uow.commit(), end to end",
-        ),
-        apply_duration=meter.create_histogram(
-            "satellites.apply.duration",
-            unit="s",
-            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
-            description="One batch applied to a backend",
-        ),
+        commit_duration=seconds("satellites.commit.duration", "uow.commit(), end to end"),
+        apply_duration=seconds("satellites.apply.duration", "One batch applied to a backend"),
         apply_failures=meter.create_counter(
             "satellites.apply.failures", description="Batches a backend failed to apply"
         ),
-        lag=meter.create_histogram(
+        lag=seconds(
             "satellites.projection.lag",
-            unit="s",
-            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
-            description="From the outbox write (the commit) to the change applied, per backend",
+            "From the outbox write (the commit) to the change applied, per backend",
         ),
         cache_hits=meter.create_counter(
             "satellites.cache.hits", description="Keys read from the cache"
