@@ -10,16 +10,13 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0001_satellites"
-down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = ("satellites",)
-depends_on: str | Sequence[str] | None = None
+revision = "0001_satellites"
+down_revision = None
+branch_labels = ("satellites",)
 
 DUE = "cardinality(pending) > 0 AND dead_at IS NULL"
 

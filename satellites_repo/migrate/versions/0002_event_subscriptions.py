@@ -9,15 +9,11 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_event_subscriptions"
-down_revision: str | Sequence[str] | None = "0001_satellites"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0002_event_subscriptions"
+down_revision = "0001_satellites"
 
 OWED = "done_at IS NULL AND dead_at IS NULL"
 

@@ -9,17 +9,13 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 from satellites_repo.outbox.capture import function_statements
 
-revision: str = "0003_change_capture"
-down_revision: str | Sequence[str] | None = "0002_event_subscriptions"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0003_change_capture"
+down_revision = "0002_event_subscriptions"
 
 
 def upgrade() -> None:
