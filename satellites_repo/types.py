@@ -38,6 +38,7 @@ __all__ = [
     "CommitHooks",
     "DriftProbe",
     "EventBus",
+    "FillRow",
     "Held",
     "HybridRanker",
     "Json",
@@ -64,6 +65,9 @@ ApplyChanges: TypeAlias = "Callable[[list[Change]], Awaitable[None]]"
 Held: TypeAlias = tuple[int, bytes | None]
 """What a projection holds for one key: its version and the digest of its content
 (``None``: a tombstone, the marker a deleted row leaves)."""
+
+FillRow: TypeAlias = tuple[str, int, bytes]
+"""A row as a cache fill takes it from Postgres: its key, version and JSON body."""
 
 TicketT = TypeVar("TicketT")
 
@@ -236,11 +240,7 @@ class CacheReader(Protocol):
         ...
 
     async def fill(
-        self,
-        spec: EntitySpec,
-        rows: Sequence[tuple[str, int, bytes]],
-        read_at: float,
-        tenant: str | None = None,
+        self, spec: EntitySpec, rows: Sequence[FillRow], read_at: float, tenant: str | None = None
     ) -> None:
         """Cache (key, version, JSON body) rows read from Postgres, each only if newer.
 

@@ -44,7 +44,7 @@ from satellites_repo.retry import FailureLog
 if TYPE_CHECKING:
     from satellites_repo.config import RedisConfig
     from satellites_repo.model import EntitySpec, Registry
-    from satellites_repo.types import Held, Progress, RowSource
+    from satellites_repo.types import FillRow, Held, Progress, RowSource
 
 __all__ = ["CachedRow", "RedisBackend"]
 
@@ -291,11 +291,7 @@ class RedisBackend:
         }
 
     async def fill(
-        self,
-        spec: EntitySpec,
-        rows: Sequence[tuple[str, int, bytes]],
-        read_at: float,
-        tenant: str | None = None,
+        self, spec: EntitySpec, rows: Sequence[FillRow], read_at: float, tenant: str | None = None
     ) -> None:
         """Fill after a miss, unless the rows were read too long ago.
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from satellites_repo.model import EntitySpec
     from satellites_repo.types import (
         CacheReader,
+        FillRow,
         Held,
         HybridRanker,
         Progress,
@@ -217,11 +218,7 @@ class FakeCache:
         return {key: self.rows[(spec.table, key)] for key in keys if (spec.table, key) in self.rows}
 
     async def fill(
-        self,
-        spec: EntitySpec,
-        rows: Sequence[tuple[str, int, bytes]],
-        read_at: float,
-        tenant: str | None = None,
+        self, spec: EntitySpec, rows: Sequence[FillRow], read_at: float, tenant: str | None = None
     ) -> None:
         if self.down:
             raise UnavailableError("fake cache", "down")
