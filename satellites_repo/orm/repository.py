@@ -370,11 +370,7 @@ class Repository(Generic[T]):
         """
         with observe.read_span("similar", self._spec.table):
             return await similar_search(
-                self,
-                vector_or_entity,
-                k=k,
-                filters=self.scoped_filters(filters),
-                include_deleted=include_deleted,
+                self, vector_or_entity, k=k, filters=filters, include_deleted=include_deleted
             )
 
     @translated
@@ -390,12 +386,7 @@ class Repository(Generic[T]):
         """Full-text and vector results fused by reciprocal rank (k=60)."""
         with observe.read_span("hybrid", self._spec.table):
             return await hybrid_search(
-                self,
-                text,
-                vector,
-                k=k,
-                filters=self.scoped_filters(filters),
-                include_deleted=include_deleted,
+                self, text, vector, k=k, filters=filters, include_deleted=include_deleted
             )
 
     @translated

@@ -188,6 +188,7 @@ async def similar_search(
     include_deleted: bool = False,
 ) -> list[VectorHit[T]]:
     _check_count("k", k)
+    filters = repository.scoped_filters(filters)
     ranker = _vector_ranker(repository)
     spec = repository.spec
     exclude: str | None = None
@@ -231,6 +232,7 @@ async def hybrid_search(
     include_deleted: bool = False,
 ) -> list[HybridHit[T]]:
     _check_count("k", k)
+    filters = repository.scoped_filters(filters)
     ranker = _vector_ranker(repository)
     depth = max(k * 2, 20)
     both = repository.unit_of_work.readers.hybrid(repository.spec)
